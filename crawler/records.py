@@ -1,0 +1,126 @@
+"""Frozen records that cross stage boundaries: task, fetch result, parsed page, link, stats.
+
+Stages hand each other these small values, never dicts or ORM rows, so every boundary has
+one typed shape that tests can build by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlTask:
+    """One frontier entry leased to this process: fetch `url` (at `depth` from a seed)."""
+
+    frontier_id: int
+    url: str
+    depth: int
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one HTTP exchange produced, success or failure.
+
+    `error_kind` is None on a completed exchange (any status); otherwise one of the kinds
+    documented in README (dns, connect, timeout, tls, too_large, too_many_redirects, ...),
+    with `error` a one-line message. `text` is the decoded body for HTML, else None.
+    """
+
+    url: str
+    final_url: str
+    status: int | None
+    content_type: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    text: str | None = None
+    elapsed_ms: int = 0
+    redirects: tuple[str, ...] = ()
+    error_kind: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+# A link as it leaves the parser: (absolute canonical URL, anchor text, nofollow).
+# A plain tuple, not a class: a page has dozens of them and they are made on the hot path.
+Link = tuple[str, str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The parsed content of one HTML response."""
+
+    title: str | None = None
+    description: str | None = None
+    canonical: str | None = None
+    lang: str | None = None
+    h1: str | None = None
+    text: str = ""
+    meta_robots: str | None = None
+    links: tuple[Link, ...] = ()
+
+    @property
+    def noindex(self) -> bool:
+        return self.meta_robots is not None and "noindex" in self.meta_robots.lower()
+
+    @property
+    def nofollow(self) -> bool:
+        return self.meta_robots is not None and "nofollow" in self.meta_robots.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """Everything the store writes for one completed task, in one transaction."""
+
+    task: CrawlTask
+    fetch: FetchResult
+    page: Page | None
+    content_hash: str | None
+    enqueue: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters of one process's share of a run (mutable: the pool counts into it)."""
+
+    pages: int = 0
+    fetched: int = 0
+    errors: int = 0
+    queued: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    loop_lag_ms: dict[str, float] = field(default_factory=dict)
+
+    def count(self, result: FetchResult) -> None:
+        self.fetched += 1
+        self.bytes += len(result.body)
+        if result.error_kind is not None:
+            self.errors += 1
+            self.error_kinds[result.error_kind] = self.error_kinds.get(result.error_kind, 0) + 1
+        if result.status is not None:
+            self.statuses[result.status] = self.statuses.get(result.status, 0) + 1
+            if result.error_kind is None:
+                self.pages += 1
+
+    @property
+    def duration(self) -> float:
+        return max(self.finished_at - self.started_at, 0.0)
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.fetched / self.duration if self.duration > 0 else 0.0
