@@ -89,16 +89,18 @@ class PageRecord:
     page: Page | None
     content_hash: str | None
     enqueue: tuple[str, ...] = ()
+    enqueue_depth: int = 0
 
 
 @dataclass(slots=True)
 class RunStats:
     """Counters of one process's share of a run (mutable: the pool counts into it)."""
 
-    pages: int = 0
-    fetched: int = 0
+    pages: int = 0  # HTML pages stored
+    fetched: int = 0  # tasks completed: fetched, failed, or refused by robots.txt
     errors: int = 0
     queued: int = 0
+    retries: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
@@ -114,8 +116,6 @@ class RunStats:
             self.error_kinds[result.error_kind] = self.error_kinds.get(result.error_kind, 0) + 1
         if result.status is not None:
             self.statuses[result.status] = self.statuses.get(result.status, 0) + 1
-            if result.error_kind is None:
-                self.pages += 1
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,266 @@
+"""The `crawler` command: thin typer commands that build Settings, call run, and print.
+
+Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
+75 another run holds the crawl's lock; 130/143 interrupted by SIGINT/SIGTERM (resumable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from crawler import __version__
+from crawler.config import Settings, load_settings
+from crawler.db import embedded, migrate
+from crawler.db.query import run_sql
+from crawler.display import print_json, print_summary, progress
+from crawler.errors import ConfigError, CrawlerError
+from crawler.run import crawl as run_crawl
+from crawler.run import data_dir, open_database
+
+EXIT_CODES = """Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
+75 another run of the crawl is in progress; 130/143 interrupted (resumable)."""
+
+app = typer.Typer(
+    help="Crawl websites into PostgreSQL.\n\n" + EXIT_CODES,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Manage the database (the embedded one, or --database-url).")
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (env CRAWLER_CONFIG).")
+]
+DatabaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL (env CRAWLER_DATABASE_URL); default: the embedded server.",
+    ),
+]
+DataDirOpt = Annotated[
+    str | None,
+    typer.Option("--data-dir", help="Embedded PostgreSQL's folder (env CRAWLER_DATA_DIR)."),
+]
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    return load_settings(flags, environ=os.environ, config_file=config)
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+@app.command()
+def crawl(
+    seeds: Annotated[
+        list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Crawl name (default: first seed's host).")
+    ] = None,
+    config: ConfigOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir_: DataDirOpt = None,
+    concurrency: Annotated[int | None, typer.Option(help="Concurrent requests.")] = None,
+    max_pages: Annotated[
+        int | None, typer.Option(help="Stop after N fetches (0: no limit).")
+    ] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Follow links N levels deep.")] = None,
+    allow_host: Annotated[
+        list[str] | None, typer.Option(help="Host to crawl (repeatable; default: the seeds').")
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option(help="Follow only URLs matching REGEX (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Never follow URLs matching REGEX (repeatable).")
+    ] = None,
+    user_agent: Annotated[str | None, typer.Option(help="User-Agent header.")] = None,
+    host_concurrency: Annotated[
+        int | None, typer.Option(help="Concurrent requests per host.")
+    ] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds between requests to a host.")] = None,
+    ignore_robots: Annotated[bool, typer.Option(help="Do not obey robots.txt.")] = False,
+    retries: Annotated[int | None, typer.Option(help="Retries of transient failures.")] = None,
+    new_run: Annotated[
+        bool, typer.Option(help="Start a fresh run even if the last one is unfinished.")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary object on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="Print only errors.")] = False,
+    log_format: Annotated[
+        str | None, typer.Option(help="Progress log format: text or json.")
+    ] = None,
+) -> int:
+    """Crawl SEED URLs (or resume the crawl --name) into PostgreSQL."""
+    settings = _settings(
+        config,
+        seeds=tuple(seeds or ()),
+        name=name,
+        database_url=database_url,
+        data_dir=data_dir_,
+        concurrency=concurrency,
+        max_pages=max_pages,
+        max_depth=max_depth,
+        allow_hosts=tuple(allow_host or ()),
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        user_agent=user_agent,
+        host_concurrency=host_concurrency,
+        delay=delay,
+        ignore_robots=True if ignore_robots else None,
+        retries=retries,
+        json=True if json_out else None,
+        quiet=True if quiet else None,
+        log_format=log_format,
+    )
+    if not settings.seeds and not settings.name:
+        raise ConfigError("give at least one seed URL, or --name of a crawl to resume")
+    tty = _tty() and not settings.json
+
+    def watch(pool: Any) -> Any:
+        return progress(pool, tty=tty, quiet=settings.quiet, log_json=settings.log_format == "json")
+
+    summary = asyncio.run(run_crawl(settings, new_run=new_run, watch=watch))
+    if settings.json:
+        print_json(summary.to_json(), sys.stdout)
+    elif not settings.quiet:
+        print_summary(summary, tty=tty, out=sys.stdout)
+    return summary.exit_code
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One SQL statement.")],
+    csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    config: ConfigOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir_: DataDirOpt = None,
+) -> int:
+    """Run SQL on the crawl database and print the result."""
+    settings = _settings(config, database_url=database_url, data_dir=data_dir_)
+
+    async def go() -> tuple[list[str], list[tuple[Any, ...]]]:
+        async with open_database(settings) as db:
+            return await run_sql(db, query)
+
+    columns, rows = asyncio.run(go())
+    if csv_out:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif columns:
+        _print_table(columns, rows)
+    return 0
+
+
+def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console(width=max(80, min(400, 20 * len(columns)))).print(table)
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+@app.command()
+def psql(
+    config: ConfigOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir_: DataDirOpt = None,
+) -> int:
+    """Open the bundled psql on the crawl database."""
+    settings = _settings(config, database_url=database_url, data_dir=data_dir_)
+    if settings.database_url:
+        url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        return subprocess.call([embedded.psql_path(), url])
+    folder = data_dir(settings)
+    server = embedded.start(folder)
+    try:
+        return subprocess.call(embedded.psql_command(server))
+    finally:
+        if server.started_here and not embedded.kept_running(folder):
+            embedded.stop(folder)
+
+
+@db_app.command("start")
+def db_start(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> int:
+    """Start the embedded PostgreSQL and keep it running; print its URL."""
+    folder = data_dir(_settings(config, data_dir=data_dir_))
+    server = embedded.start(folder)
+    embedded.keep_running(folder, True)
+    print(server.url)
+    return 0
+
+
+@db_app.command("stop")
+def db_stop(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> int:
+    """Stop the embedded PostgreSQL."""
+    folder = data_dir(_settings(config, data_dir=data_dir_))
+    embedded.keep_running(folder, False)
+    stopped = embedded.stop(folder)
+    print("stopped" if stopped else "not running", file=sys.stderr)
+    return 0
+
+
+@db_app.command("url")
+def db_url(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> int:
+    """Print the URL of the running embedded PostgreSQL."""
+    folder = data_dir(_settings(config, data_dir=data_dir_))
+    server = embedded.status(folder)
+    if server is None:
+        raise ConfigError(f"the embedded PostgreSQL in {folder} is not running (crawler db start)")
+    print(server.url)
+    return 0
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: ConfigOpt = None, database_url: DatabaseUrlOpt = None, data_dir_: DataDirOpt = None
+) -> int:
+    """Apply the schema migrations (to the embedded database or --database-url)."""
+    settings = _settings(config, database_url=database_url, data_dir=data_dir_)
+
+    async def go() -> None:
+        async with open_database(settings, migrate_schema=False) as db:
+            await migrate.upgrade(db.url)
+
+    asyncio.run(go())
+    print("database is at the latest schema", file=sys.stderr)
+    return 0
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line on stderr for every user mistake, never a traceback.
+
+    Typer (standalone mode) reports usage errors itself, with exit code 2; our own errors
+    come out of the commands as CrawlerError and are printed here."""
+    try:
+        app(args=argv, prog_name="crawler")
+    except CrawlerError as exc:
+        print(f"crawler: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("crawler: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,11 @@
+"""The database layer: the only package that imports SQLAlchemy or writes SQL.
+
+- database.py  engine, shared sessionmaker, error translation
+- models.py    the tables (the schema contract)
+- migrate.py   Alembic upgrades
+- runs.py      crawls and runs
+- frontier.py  claim / lease / release
+- store.py     one statement per completed task
+- query.py     ad-hoc SQL for `crawler sql`
+- embedded.py  the bundled PostgreSQL server
+"""

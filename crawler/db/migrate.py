@@ -1,0 +1,38 @@
+"""Apply the Alembic revisions under migrations/ (shipped as crawler.migrations)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.exc import DBAPIError
+
+from crawler.db.database import CONNECTION_ERRORS, describe, redact
+from crawler.errors import DatabaseUnavailable
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(importlib.resources.files("crawler.migrations")))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _upgrade(url: str, revision: str) -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` to `revision`, in a thread (Alembic's API is sync)."""
+    try:
+        await asyncio.to_thread(_upgrade, url, revision)
+    except (*CONNECTION_ERRORS, DBAPIError) as exc:  # type: ignore[misc]
+        raise DatabaseUnavailable(
+            f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}"
+        ) from None
+
+
+async def downgrade(url: str, revision: str) -> None:
+    await asyncio.to_thread(command.downgrade, alembic_config(url), revision)

@@ -1,0 +1,35 @@
+"""Ad-hoc SQL for `crawler sql`, and small read-only questions about the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from crawler.db.database import CONNECTION_ERRORS, Database, describe
+from crawler.errors import ConfigError, DatabaseUnavailable
+
+
+async def run_sql(db: Database, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one statement; return its column names and rows (none for a command)."""
+    try:
+        async with db.transaction() as session:
+            result = await session.execute(text(sql.replace(":", r"\:")))
+            if not result.returns_rows:  # type: ignore[attr-defined]
+                return [], []
+            return list(result.keys()), [tuple(row) for row in result.all()]
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
+    except DBAPIError as exc:
+        raise ConfigError(f"SQL error: {describe(exc)}") from None
+
+
+async def other_clients(db: Database) -> int:
+    """Client connections to the server other than this process's pool."""
+    sql = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND coalesce(application_name, '') <> :app"
+    )
+    async with db.transaction() as session:
+        return int((await session.execute(sql, {"app": db.application_name})).scalar_one())

@@ -1,0 +1,113 @@
+"""Crawls and their runs: create, resume, finish, and read back for reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from crawler.db.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlInfo:
+    id: int
+    name: str
+    seeds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: int
+    crawl: CrawlInfo
+    resumed: bool
+
+
+_UPSERT_CRAWL = text(
+    """
+    INSERT INTO crawls (name, seeds, config)
+    VALUES (:name, CAST(:seeds AS text[]), CAST(:config AS jsonb))
+    ON CONFLICT (name) DO UPDATE SET
+        seeds = CASE WHEN cardinality(EXCLUDED.seeds) > 0 THEN EXCLUDED.seeds ELSE crawls.seeds END,
+        config = EXCLUDED.config
+    RETURNING id, name, seeds
+    """
+)
+
+_FIND_CRAWL = text("SELECT id, name, seeds FROM crawls WHERE name = :name")
+
+_UNFINISHED_RUN = text(
+    """
+    SELECT id FROM crawl_runs
+    WHERE crawl_id = :crawl_id AND status IN ('running', 'interrupted')
+    ORDER BY id DESC LIMIT 1
+    """
+)
+
+_NEW_RUN = text("INSERT INTO crawl_runs (crawl_id) VALUES (:crawl_id) RETURNING id")
+
+_ENQUEUE_SEEDS = text(
+    """
+    INSERT INTO frontier (run_id, url, depth)
+    SELECT :run_id, u, 0 FROM unnest(CAST(:urls AS text[])) AS u ORDER BY u
+    ON CONFLICT (run_id, url) DO NOTHING
+    """
+)
+
+_MARK_RUNNING = text("UPDATE crawl_runs SET status = 'running' WHERE id = :run_id")
+
+_FINISH_RUN = text(
+    """
+    UPDATE crawl_runs SET
+        status = :status,
+        finished_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END,
+        pages = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NULL),
+        errors = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NOT NULL),
+        stats = CAST(:stats AS jsonb)
+    WHERE id = :run_id
+    """
+)
+
+_FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
+
+
+async def find_crawl(db: Database, name: str) -> CrawlInfo | None:
+    async with db.transaction() as session:
+        row = (await session.execute(_FIND_CRAWL, {"name": name})).first()
+    return None if row is None else CrawlInfo(row.id, row.name, tuple(row.seeds))
+
+
+async def ensure_crawl(
+    db: Database, name: str, seeds: tuple[str, ...], config: dict[str, Any]
+) -> CrawlInfo:
+    """Create the crawl, or update its seeds (when given) and config."""
+    params = {"name": name, "seeds": list(seeds), "config": json.dumps(config)}
+    async with db.transaction() as session:
+        row = (await session.execute(_UPSERT_CRAWL, params)).one()
+    return CrawlInfo(row.id, row.name, tuple(row.seeds))
+
+
+async def open_run(db: Database, crawl: CrawlInfo, *, new_run: bool = False) -> RunInfo:
+    """Resume the crawl's unfinished run, or start a new one seeded from the crawl's seeds."""
+    async with db.transaction() as session:
+        if not new_run:
+            run_id = (await session.execute(_UNFINISHED_RUN, {"crawl_id": crawl.id})).scalar()
+            if run_id is not None:
+                await session.execute(_MARK_RUNNING, {"run_id": run_id})
+                return RunInfo(int(run_id), crawl, resumed=True)
+        run_id = (await session.execute(_NEW_RUN, {"crawl_id": crawl.id})).scalar_one()
+        await session.execute(_ENQUEUE_SEEDS, {"run_id": run_id, "urls": list(crawl.seeds)})
+    return RunInfo(int(run_id), crawl, resumed=False)
+
+
+async def finish_run(db: Database, run_id: int, status: str, stats: dict[str, Any]) -> None:
+    params = {"run_id": run_id, "status": status, "stats": json.dumps(stats)}
+    async with db.transaction() as session:
+        await session.execute(_FINISH_RUN, params)
+
+
+async def fetched_in_run(db: Database, run_id: int) -> int:
+    async with db.transaction() as session:
+        return int((await session.execute(_FETCHED, {"run_id": run_id})).scalar_one())

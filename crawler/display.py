@@ -1,0 +1,133 @@
+"""What a person (or a log) sees of a crawl: live progress, progress lines, the summary.
+
+On a terminal: a rich live display, then a summary table. Elsewhere (cron, pipes): a
+progress line on stderr every so often, then one plain summary line; no colour, no bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from crawler.pool import Pool
+from crawler.run import Summary
+
+PROGRESS_EVERY = 10.0
+
+
+def _status_line(pool: Pool, elapsed: float) -> str:
+    s = pool.stats
+    rate = s.fetched / elapsed if elapsed > 0 else 0.0
+    queued = max(s.queued + 1 - s.fetched, len(pool.in_flight))
+    return (
+        f"fetched {s.fetched}  pages {s.pages}  queued ~{queued}  "
+        f"errors {s.errors}  {rate:.1f} pages/s  {elapsed:.0f}s"
+    )
+
+
+def _progress_table(pool: Pool, elapsed: float) -> Table:
+    s = pool.stats
+    rate = s.fetched / elapsed if elapsed > 0 else 0.0
+    queued = max(s.queued + 1 - s.fetched, len(pool.in_flight))
+    table = Table.grid(padding=(0, 2))
+    for _ in range(6):
+        table.add_column(justify="right")
+    table.add_row("fetched", "queued", "in flight", "errors", "pages/s", "elapsed")
+    table.add_row(
+        f"[bold]{s.fetched}[/]",
+        f"~{queued}",
+        str(len(pool.in_flight)),
+        f"[red]{s.errors}[/]" if s.errors else "0",
+        f"{rate:.1f}",
+        f"{elapsed:.0f}s",
+    )
+    return table
+
+
+@contextlib.asynccontextmanager
+async def progress(pool: Pool, *, tty: bool, quiet: bool, log_json: bool) -> AsyncIterator[None]:
+    """Show the pool's progress while the body runs."""
+    started = time.monotonic()
+    if quiet:
+        yield
+        return
+    if tty:
+        console = Console(stderr=True)
+        with Live(_progress_table(pool, 0), console=console, refresh_per_second=4) as live:
+
+            async def refresh() -> None:
+                while True:
+                    await asyncio.sleep(0.25)
+                    live.update(_progress_table(pool, time.monotonic() - started))
+
+            task = asyncio.create_task(refresh())
+            try:
+                yield
+            finally:
+                task.cancel()
+        return
+
+    async def log_lines() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            elapsed = time.monotonic() - started
+            if log_json:
+                s = pool.stats
+                line = json.dumps({"event": "progress", "fetched": s.fetched, "errors": s.errors})
+            else:
+                line = "crawler: " + _status_line(pool, elapsed)
+            print(line, file=sys.stderr, flush=True)
+
+    task = asyncio.create_task(log_lines())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def summary_line(summary: Summary) -> str:
+    s = summary.stats
+    statuses = " ".join(f"{k}={v}" for k, v in sorted(s.statuses.items())) or "none"
+    kinds = " ".join(f"{k}={v}" for k, v in sorted(s.error_kinds.items())) or "none"
+    return (
+        f"crawl {summary.crawl} run {summary.run_id} {summary.status}: "
+        f"{s.pages} pages, {s.fetched} fetched, {s.errors} errors in {s.duration:.1f}s "
+        f"({s.pages_per_second:.1f} pages/s); statuses {statuses}; errors {kinds}"
+    )
+
+
+def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
+    if not tty:
+        print(summary_line(summary), file=out, flush=True)
+        return
+    s = summary.stats
+    console = Console(file=out)
+    verb = "resumed and " if summary.resumed else ""
+    console.print(
+        f"[bold]crawl {summary.crawl}[/] run {summary.run_id} {verb}[bold]{summary.status}[/]"
+    )
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("pages stored", str(s.pages))
+    table.add_row("fetched", str(s.fetched))
+    table.add_row("statuses", " ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())) or "-")
+    table.add_row("errors", str(s.errors))
+    for kind, n in sorted(s.error_kinds.items()):
+        table.add_row(f"  {kind}", str(n))
+    table.add_row("duration", f"{s.duration:.1f} s")
+    table.add_row("rate", f"{s.pages_per_second:.1f} pages/s")
+    console.print(table)
+
+
+def print_json(obj: Any, out: TextIO) -> None:
+    print(json.dumps(obj, default=str), file=out, flush=True)

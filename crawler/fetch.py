@@ -1,0 +1,411 @@
+"""HTTP fetching: the one module that imports aiohttp.
+
+`Fetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
+`FetchResult`. It follows redirects itself, enforces the URL, header, body and time limits
+from `Settings`, decodes HTML bodies to text, and translates every failure of the network
+or the server into an `error_kind` with a one-line message and a retry hint: `fetch` never
+raises for anything the other side does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import importlib.util
+import re
+import ssl
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import quote, urldefrag, urljoin, urlsplit
+
+import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
+
+from crawler.config import Settings
+from crawler.records import FetchResult
+
+# aiohttp decodes br with either of these; advertise it only when it can.
+_HAS_BROTLI = any(importlib.util.find_spec(name) is not None for name in ("brotlicffi", "brotli"))
+ACCEPT_ENCODING = "gzip, deflate, br" if _HAS_BROTLI else "gzip, deflate"
+
+# aiohttp's own test (connector.NEEDS_CLEANUP_CLOSED): CPython leaked aborted TLS transports
+# before 3.12.8 / 3.13.1; on fixed versions asking for the clean-up only earns a warning.
+_PY = sys.version_info[:3]
+_NEEDS_CLEANUP_CLOSED = _PY < (3, 12, 8) or (3, 13, 0) <= _PY < (3, 13, 1)
+
+KEPT_HEADERS = frozenset(
+    {
+        "content-type",
+        "etag",
+        "last-modified",
+        "retry-after",
+        "location",
+        "content-length",
+        "x-robots-tag",
+    }
+)
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+RETRYABLE_KINDS = frozenset({"connect", "timeout", "bad_response"})
+_CHUNK = 64 * 1024
+_MESSAGE_MAX = 300
+_META_SCAN = 4096
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Labels browsers decode differently from Python (WHATWG Encoding Standard): these are
+# windows-1252 on the web, so bytes 0x80-0x9F become € “ ” … instead of C1 controls.
+_WEB_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "l1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "x-user-defined": "cp1252",
+}
+
+
+class _Failure(Exception):
+    """An exchange ended in one of our error kinds (raised and caught inside this module)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What is known so far about one fetch, kept when it fails half-way."""
+
+    url: str
+    redirects: list[str] = field(default_factory=list)
+    status: int | None = None
+    content_type: str | None = None
+    charset: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Fetcher:
+    """One HTTP client for the process: `async with Fetcher(settings) as f: await f.fetch(url)`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Fetcher:
+        if self._session is not None:
+            raise RuntimeError("Fetcher is already open")
+        s = self._settings
+        connector = aiohttp.TCPConnector(
+            limit=s.concurrency,
+            # 0 would mean "unlimited" to aiohttp, never what we want.
+            limit_per_host=s.host_concurrency or s.concurrency,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=s.total_timeout or None,
+            # `connect` also covers waiting for a pooled connection and DNS; `sock_connect`
+            # one TCP (+TLS) connect. Both come from connect_timeout.
+            connect=s.connect_timeout,
+            sock_connect=s.connect_timeout,
+            sock_read=s.read_timeout,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            # Cookies would be shared by every host of a crawl and grow without bound.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=True,
+            raise_for_status=False,
+            trust_env=False,
+            # aiohttp applies these per line: the status line, and each header's name + value.
+            max_line_size=s.max_header_bytes,
+            max_field_size=s.max_header_bytes,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchResult:
+        """GET `url`, following redirects; every failure comes back as an error_kind."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("use Fetcher inside 'async with'")
+        started = time.perf_counter()
+        state = _Exchange(url=url)
+        body = b""
+        try:
+            self._check_url(url, kind_if_bad="bad_scheme")
+            state.url = urldefrag(url).url
+            async with asyncio.timeout(self._settings.total_timeout or None):
+                body = await self._exchange(session, state, headers)
+        except _Failure as failure:
+            return _failed(url, state, started, failure.kind, failure.message)
+        except (aiohttp.ClientError, HttpProcessingError, OSError, ValueError) as exc:
+            # OSError covers TimeoutError (asyncio's included) and raw ssl.SSLError;
+            # ValueError covers URLs that yarl refuses (InvalidURL is one).
+            kind = _classify(exc, redirected=bool(state.redirects))
+            return _failed(url, state, started, kind, self._message(kind, exc))
+        text = _decode_html(body, state.content_type, state.charset)
+        return FetchResult(
+            url=url,
+            final_url=state.url,
+            status=state.status,
+            content_type=state.content_type,
+            headers=state.headers,
+            body=body,
+            text=text,
+            elapsed_ms=_elapsed_ms(started),
+            redirects=tuple(state.redirects),
+            retryable=state.status is not None and (state.status >= 500 or state.status == 429),
+        )
+
+    def _message(self, kind: str, exc: BaseException) -> str:
+        if kind == "timeout" and not str(exc):
+            s = self._settings
+            return (
+                f"{type(exc).__name__}: no complete response within the time limits "
+                f"(connect {s.connect_timeout}s, read {s.read_timeout}s, total {s.total_timeout}s)"
+            )
+        return _one_line(exc)
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        state: _Exchange,
+        extra_headers: Mapping[str, str] | None,
+    ) -> bytes:
+        """Request `state.url`, follow redirects by hand, return the final body."""
+        request_headers = dict(extra_headers) if extra_headers else None
+        while True:
+            # status, type and headers always describe the response of state.url, if any.
+            state.status = state.content_type = state.charset = None
+            state.headers = ()
+            async with session.get(
+                state.url, headers=request_headers, allow_redirects=False
+            ) as resp:
+                state.status = resp.status
+                state.headers = _kept_headers(resp.headers.items())
+                content_type = resp.headers.get("Content-Type")
+                state.content_type, state.charset = _parse_content_type(
+                    None if content_type is None else _clean(content_type)
+                )
+                location = resp.headers.get("Location")
+                if resp.status in REDIRECT_STATUSES and location is not None:
+                    target = self._redirect_target(state, location)
+                    state.redirects.append(state.url)
+                    state.url = target
+                    continue
+                return await _read_capped(resp.content, self._settings.max_body_bytes)
+
+    def _redirect_target(self, state: _Exchange, location: str) -> str:
+        try:
+            target = urldefrag(urljoin(state.url, _location_url(location))).url
+        except ValueError as exc:
+            raise _Failure("bad_redirect", f"unusable Location {location[:100]!r}: {exc}") from None
+        self._check_url(target, kind_if_bad="bad_redirect")
+        if target == state.url or target in state.redirects:
+            raise _Failure("too_many_redirects", f"redirect loop back to {target}")
+        if len(state.redirects) >= self._settings.max_redirects:
+            raise _Failure(
+                "too_many_redirects", f"more than {self._settings.max_redirects} redirects"
+            )
+        return target
+
+    def _check_url(self, url: str, *, kind_if_bad: str) -> None:
+        limit = self._settings.max_url_length
+        if len(url) > limit:
+            raise _Failure("url_too_long", f"URL is {len(url)} characters, over {limit}")
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed '[' IPv6 literal
+            usable = False
+        if not usable:
+            raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
+
+
+async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
+    """Read the (decompressed) body in chunks; stop at once when it passes `cap` bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await stream.read(min(_CHUNK, cap - total + 1))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > cap:
+            # Leaving the response unread makes aiohttp close the connection, not reuse it.
+            raise _Failure("too_large", f"body is over the {cap}-byte limit")
+        chunks.append(chunk)
+
+
+def _classify(exc: BaseException, *, redirected: bool) -> str:
+    """Map an aiohttp / socket exception to one of our error kinds (order matters)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
+        return "tls"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError) and _caused_by(
+        exc, ContentEncodingError
+    ):
+        # Corrupt compressed data (a payload error), or an encoding aiohttp cannot decode
+        # here, such as br without Brotli (raised with the headers, as a response error).
+        return "bad_content"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "bad_response"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # A response aiohttp could not parse; its HttpProcessingError is in __cause__.
+        if _caused_by(exc, LineTooLong) or "Too many headers" in str(exc):
+            return "header_too_large"
+        return "bad_response"
+    if isinstance(exc, aiohttp.InvalidURL) or (
+        isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError)
+    ):
+        # A URL that passed our checks but that yarl / IDNA refuse (bad port, bad label...).
+        return "bad_redirect" if redirected else "bad_scheme"
+    return "bad_response"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 10:
+        if isinstance(cur, kind):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def _failed(url: str, state: _Exchange, started: float, kind: str, message: str) -> FetchResult:
+    return FetchResult(
+        url=url,
+        final_url=state.url,
+        status=state.status,
+        content_type=state.content_type,
+        headers=state.headers,
+        elapsed_ms=_elapsed_ms(started),
+        redirects=tuple(state.redirects),
+        error_kind=kind,
+        error=message,
+        retryable=kind in RETRYABLE_KINDS,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 1] + "…"
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _kept_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for name, value in items:
+        lname = name.lower()
+        if lname in KEPT_HEADERS:
+            out.append((lname, _clean(value)))
+    return tuple(out)
+
+
+def _clean(value: str) -> str:
+    """aiohttp decodes header bytes as UTF-8 with surrogateescape; make them plain text."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _location_url(value: str) -> str:
+    """A Location value as an ASCII URL: raw non-ASCII bytes percent-encoded, %XX kept."""
+    raw = value.strip().encode("utf-8", "surrogateescape")
+    return quote(raw, safe="!#$%&'()*+,-./:;=?@[]_~")
+
+
+def _parse_content_type(value: str | None) -> tuple[str | None, str | None]:
+    """'Text/HTML; charset="ISO-8859-1"' -> ('text/html', 'iso-8859-1')."""
+    if not value:
+        return None, None
+    mime, _, params = value.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = val.strip().strip("\"'").strip().lower() or None
+    return mime.strip().lower() or None, charset
+
+
+def _is_html(body: bytes, content_type: str | None) -> bool:
+    if content_type is not None:
+        return content_type in HTML_TYPES
+    return body.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<")
+
+
+def _codec(label: str | None) -> str | None:
+    """A Python codec name for a charset label, or None when Python has no such text codec."""
+    if not label:
+        return None
+    name = label.strip().strip("\"'").lower()
+    if not name.isascii():
+        return None
+    name = _WEB_ALIASES.get(name, name)
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: e.g. an embedded NUL
+        return None
+    # codecs.lookup also finds bytes-to-bytes codecs (base64, zlib...): not charsets.
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
+
+
+def _decode_html(body: bytes, content_type: str | None, charset: str | None) -> str | None:
+    """The body as text if it is HTML, else None.
+
+    The order follows the HTML standard's encoding sniffing: a byte order mark wins, then the
+    Content-Type charset, then a <meta> charset in the first 4 KiB, then UTF-8.
+    """
+    if not _is_html(body, content_type):
+        return None
+    encoding = None
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            encoding = name
+            break
+    if encoding is None:
+        encoding = _codec(charset)
+    if encoding is None:
+        match = _META_CHARSET.search(body[:_META_SCAN])
+        if match is not None:
+            encoding = _codec(match.group(1).decode("ascii"))
+            # A <meta> readable as ASCII cannot be UTF-16 (HTML standard: use UTF-8).
+            if encoding is not None and encoding.startswith("utf-16"):
+                encoding = "utf-8"
+    try:
+        return body.decode(encoding or "utf-8", errors="replace")
+    except (LookupError, UnicodeError):
+        # Codecs such as idna or 'undefined' refuse errors="replace".
+        return body.decode("utf-8", errors="replace")

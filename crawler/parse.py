@@ -1,0 +1,183 @@
+"""HTML to `Page`: the fields the crawler stores and the links it may follow.
+
+Pure and CPU-only: one lexbor tree (selectolax) per call, nothing kept between calls, so
+calls may run in threads (lexbor releases the GIL while it builds the tree). The tree is
+built as a browser with scripting disabled builds it, so links inside `<noscript>` count.
+
+Links are resolved the way a browser resolves them: against the document base URL, which
+is the first `<base href>` (itself resolved against the page URL) or else the page URL.
+selectolax leaves `<base>` alone, so this module applies it. Every link comes back in
+document order, repeats included; the pool decides which ones to follow.
+
+Garbage in gives a sparse `Page` out, never an exception: broken markup, binary noise,
+lone surrogates. Bounded output: at most `MAX_LINKS` links, `MAX_ANCHOR_CHARS` of anchor
+text each, `MAX_TEXT_CHARS` of body text. The tree builder's own cost grows with the square
+of the nesting depth for some shapes (10,000 unclosed `<div>`s take about 0.1 s here), so
+the body-size cap at fetch time is what bounds the worst case.
+"""
+
+from __future__ import annotations
+
+import ada_url
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from crawler.records import Link, Page
+from crawler.urls import resolve, resolve_all
+
+__all__ = ["MAX_ANCHOR_CHARS", "MAX_LINKS", "MAX_TEXT_CHARS", "parse_html"]
+
+MAX_LINKS = 10_000
+MAX_ANCHOR_CHARS = 1_000
+MAX_TEXT_CHARS = 1_000_000
+
+# Never text, not even of an anchor: removed right after parsing.
+_CODE = ["script", "style", "template"]
+# Not visible text either, but read first (the title; links inside <noscript>), then removed
+# before the body text is taken. A <title> in <body>, or an SVG tooltip, is not page text.
+_INVISIBLE = ["noscript", "title"]
+# Links are resolved in batches of this many nodes, so a page with 100,000 anchors stops
+# being read soon after it has given MAX_LINKS links.
+_BATCH = 2_000
+
+
+def _collapse(text: str | None) -> str:
+    """Whitespace runs to one space, ends stripped."""
+    return " ".join(text.split()) if text else ""
+
+
+def _or_none(text: str) -> str | None:
+    return text or None
+
+
+def _in_foreign_content(node: LexborNode) -> bool:
+    """Inside <svg> or <math>: an SVG <title> is a tooltip, not the document title."""
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in ("svg", "math"):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _document_base(tree: LexborHTMLParser, url: str) -> str:
+    """The document base URL (HTML "frozen base URL"): first <base href>, else the page URL.
+
+    As in browsers, a <base href> that does not parse, or that names a data: or javascript:
+    URL, is ignored; any other scheme is kept (links then resolve against it, and the
+    non-http(s) results are dropped by `resolve`).
+    """
+    node = tree.css_first("base[href]")
+    if node is None:
+        return url
+    href = node.attrs.get("href") or ""
+    try:
+        base = ada_url.join_url(url, href)
+    except ValueError:
+        return url
+    if base.startswith(("data:", "javascript:")):
+        return url
+    return base
+
+
+def _links(tree: LexborHTMLParser, base: str) -> tuple[Link, ...]:
+    links: list[Link] = []
+    nodes = tree.css("a[href], area[href]")
+    for start in range(0, len(nodes), _BATCH):
+        hrefs: list[str] = []
+        texts: list[str] = []
+        nofollows: list[bool] = []
+        for node in nodes[start : start + _BATCH]:
+            attrs = node.attrs
+            hrefs.append(attrs.get("href") or "")
+            # <area> has no content; its alt text is what a reader gets instead.
+            raw = attrs.get("alt") if node.tag == "area" else node.text(separator=" ")
+            texts.append(_collapse(raw)[:MAX_ANCHOR_CHARS].rstrip())
+            rel = attrs.get("rel")
+            nofollows.append(rel is not None and "nofollow" in rel.lower().split())
+        for target, text, nofollow in zip(resolve_all(hrefs, base), texts, nofollows, strict=True):
+            if target is not None:
+                links.append((target, text, nofollow))
+                if len(links) >= MAX_LINKS:
+                    return tuple(links)
+    return tuple(links)
+
+
+def _title(tree: LexborHTMLParser) -> str | None:
+    for node in tree.css("title"):
+        if not _in_foreign_content(node):
+            return _or_none(_collapse(node.text()))
+    return None
+
+
+def _meta(tree: LexborHTMLParser) -> tuple[str | None, str | None]:
+    """(description, robots): the first description; every robots directive, lower-cased."""
+    description: str | None = None
+    robots: list[str] = []
+    for node in tree.css("meta[name]"):
+        attrs = node.attrs
+        name = (attrs.get("name") or "").strip().lower()
+        if name == "description" and description is None:
+            description = _or_none(_collapse(attrs.get("content")))
+        elif name == "robots":
+            content = _collapse(attrs.get("content")).lower()
+            if content:
+                robots.append(content)
+    return description, ", ".join(robots) or None
+
+
+def _canonical(tree: LexborHTMLParser, base: str) -> str | None:
+    for node in tree.css("link[rel][href]"):
+        attrs = node.attrs
+        if "canonical" in (attrs.get("rel") or "").lower().split():
+            return resolve(attrs.get("href") or "", base)
+    return None
+
+
+def _lang(tree: LexborHTMLParser) -> str | None:
+    root = tree.root
+    if root is None or root.tag != "html":
+        return None
+    return _or_none((root.attrs.get("lang") or "").strip())
+
+
+def _h1(tree: LexborHTMLParser) -> str | None:
+    node = tree.css_first("h1")
+    return None if node is None else _or_none(_collapse(node.text(separator=" ")))
+
+
+def _text(tree: LexborHTMLParser) -> str:
+    """Visible body text, whitespace collapsed, at most MAX_TEXT_CHARS (mutates the tree)."""
+    body = tree.body
+    if body is None:  # a <frameset> document has no body
+        return ""
+    tree.strip_tags(_INVISIBLE, recursive=True)
+    raw = body.text(separator=" ")
+    # Collapsing a 50 MB string would cost more than the result is worth: cut first, at a
+    # length that leaves MAX_TEXT_CHARS after collapsing unless the text is mostly blanks.
+    raw = raw[: 4 * MAX_TEXT_CHARS]
+    return _collapse(raw)[:MAX_TEXT_CHARS].rstrip()
+
+
+def parse_html(html: str, url: str) -> Page:
+    """Parse one HTML document fetched from `url` (the final URL, after redirects)."""
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(_CODE, recursive=True)
+    base = _document_base(tree, url)
+    description, meta_robots = _meta(tree)
+    # Order matters: everything that reads <title> or <noscript> runs before _text strips
+    # them from the tree.
+    title = _title(tree)
+    canonical = _canonical(tree, base)
+    lang = _lang(tree)
+    h1 = _h1(tree)
+    links = _links(tree, base)
+    return Page(
+        title=title,
+        description=description,
+        canonical=canonical,
+        lang=lang,
+        h1=h1,
+        text=_text(tree),
+        meta_robots=meta_robots,
+        links=links,
+    )

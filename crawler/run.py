@@ -1,0 +1,212 @@
+"""Wiring and the run lifecycle: database (embedded or given), migrations, run, pool, summary.
+
+The one module that knows the concrete classes. One AsyncExitStack owns the embedded server,
+the engine and the HTTP session, so they close in the right order on any exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from crawler.config import Settings, normalise_database_url
+from crawler.db import embedded, migrate, runs
+from crawler.db.database import Database
+from crawler.db.frontier import PgFrontier
+from crawler.db.query import other_clients
+from crawler.db.store import PgPageSink
+from crawler.errors import ConfigError
+from crawler.fetch import Fetcher
+from crawler.pool import Pool
+from crawler.records import RunStats
+from crawler.scope import Scope
+
+EXIT_OK = 0
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+@dataclass
+class Summary:
+    """What a run did, as printed at the end (and as the --json object)."""
+
+    crawl: str
+    run_id: int
+    status: str
+    resumed: bool
+    stats: RunStats
+    db_statements: int = 0
+    peak_rss_mb: float = 0.0
+    exit_code: int = EXIT_OK
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "crawl": self.crawl,
+            "run_id": self.run_id,
+            "status": self.status,
+            "resumed": self.resumed,
+            "pages": s.pages,
+            "fetched": s.fetched,
+            "errors": s.errors,
+            "retries": s.retries,
+            "queued": s.queued,
+            "statuses": {str(k): v for k, v in sorted(s.statuses.items())},
+            "error_kinds": dict(sorted(s.error_kinds.items())),
+            "bytes": s.bytes,
+            "duration_s": round(s.duration, 3),
+            "pages_per_second": round(s.pages_per_second, 1),
+            "loop_lag_ms": s.loop_lag_ms,
+            "db_statements": self.db_statements,
+            "db_statements_per_page": round(self.db_statements / s.fetched, 2) if s.fetched else 0,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "exit_code": self.exit_code,
+        }
+
+
+def data_dir(settings: Settings) -> Path:
+    return (
+        Path(settings.data_dir).expanduser() if settings.data_dir else embedded.default_data_dir()
+    )
+
+
+@asynccontextmanager
+async def open_database(
+    settings: Settings, *, migrate_schema: bool = True
+) -> AsyncIterator[Database]:
+    """The crawl database, migrated: the given server, or the embedded one (started if needed,
+    and stopped on exit when this process started it and nothing else uses it)."""
+    server = None
+    if settings.database_url:
+        url = settings.database_url
+    else:
+        server = await asyncio.to_thread(embedded.start, data_dir(settings))
+        url = normalise_database_url(server.url)
+    db = Database(
+        url, pool_size=settings.concurrency + 2, application_name=f"crawler-{os.getpid()}"
+    )
+    try:
+        await db.check()
+        if migrate_schema:
+            await migrate.upgrade(url)
+        yield db
+    finally:
+        others = 0
+        if server is not None and server.started_here:
+            with contextlib.suppress(Exception):
+                others = await other_clients(db)
+        await db.dispose()
+        if (
+            server is not None
+            and server.started_here
+            and others == 0
+            and not embedded.kept_running(server.data_dir)
+        ):
+            await asyncio.to_thread(embedded.stop, server.data_dir)
+
+
+async def crawl(
+    settings: Settings,
+    *,
+    new_run: bool = False,
+    watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None = None,
+) -> Summary:
+    """Run (or resume) the crawl that `settings` describe, to the end or to a signal."""
+    name = settings.crawl_name
+    async with open_database(settings) as db:
+        crawl_info = await runs.find_crawl(db, name)
+        if crawl_info is None and not settings.seeds:
+            raise ConfigError(f"there is no crawl named {name!r}; give seed URLs to start one")
+        crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
+        run = await runs.open_run(db, crawl_info, new_run=new_run)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        frontier = PgFrontier(db, run.id, owner, settings.lease_seconds)
+        sink = PgPageSink(db, crawl_info.id, run.id, owner)
+        scope = Scope.from_settings(settings, crawl_info.seeds)
+        already = await runs.fetched_in_run(db, run.id) if run.resumed else 0
+        rss = _PeakRss()
+        async with Fetcher(settings) as fetcher:
+            pool = Pool(settings, scope, frontier, fetcher, sink, already_fetched=already)
+            exit_code = EXIT_OK
+            watching = watch(pool) if watch is not None else contextlib.nullcontext()
+            with _signals(pool) as received, rss.sampling():
+                async with watching:
+                    outcome = await pool.run()
+                if received:
+                    exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
+        status = "interrupted" if outcome == "stopped" else "finished"
+        summary = Summary(
+            crawl=name,
+            run_id=run.id,
+            status=status,
+            resumed=run.resumed,
+            stats=pool.stats,
+            db_statements=db.statements,
+            peak_rss_mb=rss.peak_mb,
+            exit_code=exit_code,
+        )
+        await runs.finish_run(db, run.id, status, summary.to_json())
+        return summary
+
+
+@contextlib.contextmanager
+def _signals(pool: Pool) -> Any:
+    """SIGINT/SIGTERM stop the pool gracefully; a second SIGINT exits at once."""
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def handle(signum: int) -> None:
+        if received and signum == signal.SIGINT:
+            os._exit(EXIT_SIGINT)
+        received.append(signum)
+        pool.stop()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, handle, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        yield received
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+class _PeakRss:
+    """Samples this process's RSS every half second (and once at the end)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak_mb = 0.0
+
+    def sample(self) -> None:
+        self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Any:
+        async def loop() -> None:
+            while True:
+                self.sample()
+                await asyncio.sleep(0.5)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            self.sample()

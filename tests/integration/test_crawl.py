@@ -1,0 +1,126 @@
+"""A whole crawl in-process: real local HTTP site, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from crawler.config import load_settings
+from crawler.run import crawl
+from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_site
+
+pytestmark = pytest.mark.db
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def test_crawl_stores_pages_links_and_fetches(db_url: str) -> None:
+    async with serve_site() as base:
+        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 4})
+        summary = await crawl(settings)
+    assert summary.status == "finished"
+    assert summary.exit_code == 0
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        pages = {
+            r["url"].removeprefix(base): r
+            for r in await conn.fetch("SELECT url, status, title, content_type, text FROM pages")
+        }
+        assert set(pages) == EXPECTED_HTML
+        for path, title in EXPECTED_TITLES.items():
+            assert pages[path]["title"] == title
+            assert pages[path]["status"] == 200
+            assert pages[path]["content_type"].startswith("text/html")
+        assert "var x" not in pages["/"]["text"]
+        assert "Hello world" in pages["/"]["text"]
+
+        home_links = await conn.fetch(
+            "SELECT target_url, anchor_text, nofollow FROM links JOIN pages ON pages.id = page_id "
+            "WHERE pages.url = $1",
+            base + "/",
+        )
+        targets = {r["target_url"] for r in home_links}
+        assert base + "/b.html" in targets  # fragment dropped
+        assert "https://elsewhere.example/" in targets  # external links are stored
+        assert not any(t.startswith(("mailto:", "javascript:")) for t in targets)
+        nofollow = {r["target_url"] for r in home_links if r["nofollow"]}
+        assert nofollow == {base + "/nofollow.html"}
+
+        b_links = await conn.fetch(
+            "SELECT target_url FROM links JOIN pages ON pages.id = page_id WHERE pages.url = $1",
+            base + "/b.html",
+        )
+        assert base + "/sub/c.html" in {r["target_url"] for r in b_links}  # <base href>
+
+        fetches = await conn.fetch("SELECT url, status, error_kind, content_type FROM fetches")
+        by_url = {r["url"].removeprefix(base): r for r in fetches}
+        assert by_url["/missing.html"]["status"] == 404
+        assert by_url["/missing.html"]["error_kind"] == "http_status"
+        assert by_url["/file.pdf"]["content_type"] == "application/pdf"
+        assert by_url["/private/secret.html"]["error_kind"] == "robots"
+        assert by_url["/moved"]["status"] == 200  # followed, then stored under the target
+        assert "https://elsewhere.example/" not in by_url
+        # Every URL fetched once.
+        assert len(fetches) == len(by_url)
+        run = await conn.fetchrow("SELECT status, pages, errors FROM crawl_runs")
+        assert run["status"] == "finished"
+    finally:
+        await conn.close()
+
+
+async def test_second_crawl_is_a_new_run_and_updates_pages(db_url: str) -> None:
+    async with serve_site() as base:
+        settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
+        first = await crawl(settings)
+        second = await crawl(settings)
+    assert second.run_id != first.run_id
+    assert not second.resumed
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pages") == len(EXPECTED_HTML)
+        assert await conn.fetchval("SELECT count(DISTINCT run_id) FROM fetches") == 2
+        # Links are replaced, not duplicated, on refetch.
+        dupes = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT page_id, target_url, anchor_text FROM links "
+            "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+        )
+        assert dupes == 0
+    finally:
+        await conn.close()
+
+
+async def test_max_pages_and_max_depth(db_url: str) -> None:
+    async with serve_site() as base:
+        settings = load_settings(
+            {"seeds": (base + "/",), "database_url": db_url, "max_pages": 3, "concurrency": 1}
+        )
+        summary = await crawl(settings)
+        assert summary.stats.fetched == 3
+        shallow = load_settings(
+            {"seeds": (base + "/",), "database_url": db_url, "max_depth": 0, "name": "shallow"}
+        )
+        summary = await crawl(shallow)
+        assert summary.stats.fetched == 1
+
+
+async def test_include_exclude_and_allow_host(db_url: str) -> None:
+    async with serve_site() as base:
+        settings = load_settings(
+            {
+                "seeds": (base + "/",),
+                "database_url": db_url,
+                "exclude": (r"/sub/",),
+                "include": (r"\.html|/$",),
+            }
+        )
+        await crawl(settings)
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        urls = {r["url"].removeprefix(base) for r in await conn.fetch("SELECT url FROM fetches")}
+    finally:
+        await conn.close()
+    assert "/sub/c.html" not in urls
+    assert "/moved" not in urls and "/file.pdf" not in urls
+    assert "/a.html" in urls

@@ -1,0 +1,146 @@
+"""crawler.urls against web-platform-tests URL cases and our own, from data/url_cases.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler import urls
+
+CASES: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "data" / "url_cases.json").read_text(encoding="utf-8")
+)
+WPT = CASES["wpt"]
+WPT_RESOLVE = [c for c in WPT if c["base"] is not None]
+WPT_ABSOLUTE = [c for c in WPT if c["base"] is None]
+RESOLVE = WPT_RESOLVE + CASES["resolve"]
+CANONICALIZE = WPT_ABSOLUTE + CASES["canonicalize"]
+# Both cores: the C-API one that runs, and the public-API fallback, must agree on every case.
+CORES = [urls._join_c, urls._join_py]
+
+
+def _id(case: dict[str, Any]) -> str:
+    return ascii(case.get("input", case.get("url")))[:60]
+
+
+def test_enough_wpt_cases_for_http_bases() -> None:
+    assert len(WPT_RESOLVE) >= 60
+    assert all(c["base"].startswith(("http://", "https://")) for c in WPT_RESOLVE)
+
+
+@pytest.mark.parametrize("case", RESOLVE, ids=_id)
+def test_resolve(case: dict[str, Any]) -> None:
+    assert urls.resolve(case["input"], case["base"]) == case["expected"]
+
+
+@pytest.mark.parametrize("core", CORES, ids=lambda f: f.__name__)
+def test_cores_agree_on_every_case(core: Any) -> None:
+    for case in RESOLVE:
+        assert core(case["input"], case["base"]) == case["expected"], case
+    for case in CANONICALIZE:
+        assert core(case["input"], None) == case["expected"], case
+
+
+def test_resolve_all_matches_resolve_on_every_case() -> None:
+    by_base: dict[str, list[dict[str, Any]]] = {}
+    for case in RESOLVE:
+        by_base.setdefault(case["base"], []).append(case)
+    for base, cases in by_base.items():
+        got = urls.resolve_all([c["input"] for c in cases], base)
+        assert got == [urls.resolve(c["input"], base) for c in cases]
+        assert got == [c["expected"] for c in cases]
+
+
+def test_resolve_all_fragment_fast_path_equals_full_parse() -> None:
+    hrefs = ["#", "#top", "#a b", "#\u03b2", "#\ud800"]
+    bases = [c["base"] for c in RESOLVE] + [c["input"] for c in CANONICALIZE]
+    for base in bases:
+        full = [urls._join_c(h, base) for h in hrefs]
+        assert urls.resolve_all(hrefs, base) == full, base
+
+
+def test_resolve_all_edge_inputs() -> None:
+    assert urls.resolve_all([], "http://example.com/") == []
+    assert urls.resolve_all(iter(["a", "#b"]), "http://example.com/d/") == [
+        "http://example.com/d/a",
+        "http://example.com/d/",
+    ]
+    assert urls.resolve_all(["a", "#b"], "http://ex\ud800/") == [None, None]
+
+
+@pytest.mark.parametrize("case", RESOLVE, ids=_id)
+def test_resolve_never_keeps_a_fragment(case: dict[str, Any]) -> None:
+    got = urls.resolve(case["input"], case["base"])
+    assert got is None or "#" not in got
+
+
+@pytest.mark.parametrize("case", CANONICALIZE, ids=_id)
+def test_canonicalize(case: dict[str, Any]) -> None:
+    assert urls.canonicalize(case["input"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", CANONICALIZE + RESOLVE, ids=_id)
+def test_canonicalize_is_idempotent(case: dict[str, Any]) -> None:
+    once = case["expected"]
+    if once is not None:
+        assert urls.canonicalize(once) == once
+
+
+def test_resolve_of_a_canonical_url_is_itself() -> None:
+    for case in RESOLVE + CANONICALIZE:
+        url = case["expected"]
+        if url is not None:
+            assert urls.resolve(url, "https://elsewhere.example/x/") == url
+            assert urls.resolve("", url) == url
+
+
+@pytest.mark.parametrize("case", CASES["host"], ids=_id)
+def test_host_key_and_origin(case: dict[str, Any]) -> None:
+    if case["host_key"] is None:
+        with pytest.raises(ValueError):
+            urls.host_key(case["url"])
+        with pytest.raises(ValueError):
+            urls.origin(case["url"])
+    else:
+        assert urls.host_key(case["url"]) == case["host_key"]
+        assert urls.origin(case["url"]) == case["origin"]
+
+
+def test_host_key_and_origin_on_every_canonical_url() -> None:
+    for case in RESOLVE + CANONICALIZE:
+        url = case["expected"]
+        if url is None:
+            continue
+        host = urls.host_key(url)
+        assert host and host == host.lower()
+        assert urls.origin(url) == url.split("://", 1)[0] + "://" + host
+        default_port = ":443" if url.startswith("https:") else ":80"
+        assert not host.endswith(default_port)
+
+
+def test_fallback_core_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If ada-url's cffi binding went away, the public-API path must answer identically."""
+    expected_all = {
+        base: urls.resolve_all([c["input"] for c in RESOLVE], base)
+        for base in {c["base"] for c in RESOLVE}
+    }
+    expected_hosts = [(urls.host_key(u), urls.origin(u)) for u in ("http://a.example:81/",)]
+    monkeypatch.setattr(urls, "_lib", None)
+    monkeypatch.setattr(urls, "_join", urls._join_py)
+    for base, expected in expected_all.items():
+        assert urls.resolve_all([c["input"] for c in RESOLVE], base) == expected
+    for case in CANONICALIZE:
+        assert urls.canonicalize(case["input"]) == case["expected"]
+    assert [(urls.host_key(u), urls.origin(u)) for u in ("http://a.example:81/",)] == (
+        expected_hosts
+    )
+    for case in CASES["host"]:
+        if case["host_key"] is None:
+            with pytest.raises(ValueError):
+                urls.host_key(case["url"])
+        else:
+            assert urls.host_key(case["url"]) == case["host_key"]
+            assert urls.origin(case["url"]) == case["origin"]
