@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__
+from crawler import __version__, cli_reports
 from crawler.config import Settings, load_settings
 from crawler.db import embedded, migrate
 from crawler.db.query import run_sql
@@ -243,6 +243,9 @@ def db_upgrade(
     asyncio.run(go())
     print("database is at the latest schema", file=sys.stderr)
     return 0
+
+
+cli_reports.register(app)
 
 
 @app.command()

@@ -13,9 +13,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Text,
     UniqueConstraint,
@@ -107,7 +109,16 @@ class PageRow(Base):
 
 class Fetch(Base):
     __tablename__ = "fetches"
-    __table_args__ = (Index(None, "run_id", "id"), Index(None, "url"))
+    __table_args__ = (
+        Index(None, "run_id", "id"),
+        Index(None, "url"),
+        Index(
+            "ix_fetches_outcome",
+            "run_id",
+            "outcome",
+            postgresql_where=sql_text("outcome IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"))
@@ -120,6 +131,8 @@ class Fetch(Base):
     fetched_at: Mapped[datetime] = _now()
     not_modified: Mapped[bool] = mapped_column(Boolean, server_default="false")
     changed: Mapped[bool | None] = mapped_column(Boolean)
+    # For HTML pages and pages that went away: new, changed, unchanged or gone.
+    outcome: Mapped[str | None] = mapped_column(Text)
     redirects: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     error_kind: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -158,3 +171,29 @@ class FrontierRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_owner: Mapped[str | None] = mapped_column(Text)
     added_at: Mapped[datetime] = _now()
+
+
+class HostRow(Base):
+    """Per-host politeness state of a run, shared by every process working on it."""
+
+    __tablename__ = "hosts"
+    __table_args__ = (UniqueConstraint("run_id", "host"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(Text)
+    next_at: Mapped[datetime] = _now()
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delay: Mapped[float] = mapped_column(Float, server_default="0")
+    pages: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class BodyRow(Base):
+    """Response bodies kept with --store-body, compressed, one per content hash."""
+
+    __tablename__ = "bodies"
+
+    content_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    encoding: Mapped[str] = mapped_column(Text, server_default="zlib")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _now()

@@ -31,10 +31,10 @@ done AS (
 
 _FETCH_COLUMNS = """
     INSERT INTO fetches (run_id, url, final_url, status, content_type, bytes, elapsed_ms,
-                         redirects, error_kind, error, changed)
+                         redirects, error_kind, error, changed, outcome)
     SELECT CAST(:run_id AS bigint), :url, :final_url, CAST(:status AS integer), :content_type,
            CAST(:bytes AS integer), CAST(:elapsed_ms AS integer), CAST(:redirects AS text[]),
-           :error_kind, :error, {changed}
+           :error_kind, :error, {changed}, {outcome}
 """
 
 _ENQUEUE = """
@@ -54,7 +54,7 @@ _PAGE = text(
     + _DONE
     + """,
 old AS (
-    SELECT content_hash FROM pages WHERE crawl_id = :crawl_id AND url = :url
+    SELECT content_hash, gone_at FROM pages WHERE crawl_id = :crawl_id AND url = :url
 ),
 page AS (
     INSERT INTO pages (crawl_id, url, final_url, status, content_type, bytes, title,
@@ -91,7 +91,12 @@ page AS (
 ),
 history AS ("""
     + _FETCH_COLUMNS.format(
-        changed="(SELECT old.content_hash IS DISTINCT FROM CAST(:content_hash AS text) FROM old)"
+        changed="(SELECT old.content_hash IS DISTINCT FROM CAST(:content_hash AS text) FROM old)",
+        outcome="""CASE
+            WHEN NOT EXISTS (SELECT 1 FROM old WHERE old.gone_at IS NULL) THEN 'new'
+            WHEN (SELECT old.content_hash FROM old) IS DISTINCT FROM CAST(:content_hash AS text)
+                THEN 'changed'
+            ELSE 'unchanged' END""",
     )
     + """
     FROM done
@@ -116,7 +121,12 @@ _FETCH_ONLY = text(
     + _DONE
     + """,
 history AS ("""
-    + _FETCH_COLUMNS.format(changed="NULL")
+    + _FETCH_COLUMNS.format(
+        changed="NULL",
+        outcome="""CASE WHEN CAST(:status AS integer) IN (404, 410) AND EXISTS (
+            SELECT 1 FROM pages WHERE crawl_id = :crawl_id AND url = :url AND gone_at IS NULL
+        ) THEN 'gone' END""",
+    )
     + """
     FROM done
 ),
@@ -140,7 +150,7 @@ WITH again AS (
     WHERE id = :fid AND lease_owner = :owner AND state = 'leased'
     RETURNING id
 )"""
-    + _FETCH_COLUMNS.format(changed="NULL")
+    + _FETCH_COLUMNS.format(changed="NULL", outcome="NULL")
     + """
     FROM again
 """
