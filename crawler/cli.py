@@ -20,7 +20,7 @@ from crawler import __version__, cli_reports
 from crawler.config import Settings, load_settings
 from crawler.db import embedded, migrate
 from crawler.db.query import run_sql
-from crawler.display import print_json, print_summary, progress
+from crawler.display import print_json, print_summary, progress, setup_logging
 from crawler.errors import ConfigError, CrawlerError
 from crawler.run import crawl as run_crawl
 from crawler.run import data_dir, open_database
@@ -94,8 +94,32 @@ def crawl(
     delay: Annotated[float | None, typer.Option(help="Seconds between requests to a host.")] = None,
     ignore_robots: Annotated[bool, typer.Option(help="Do not obey robots.txt.")] = False,
     retries: Annotated[int | None, typer.Option(help="Retries of transient failures.")] = None,
+    allow_private: Annotated[
+        bool, typer.Option(help="Allow URLs on private, loopback and link-local addresses.")
+    ] = False,
+    revisit_after: Annotated[
+        str | None,
+        typer.Option(help="Do not refetch pages fetched more recently than this (e.g. 6h, 2d)."),
+    ] = None,
+    max_duration: Annotated[
+        str | None,
+        typer.Option(
+            help="Stop claiming work after this long (e.g. 50m); the run stays resumable."
+        ),
+    ] = None,
+    fail_on_error_rate: Annotated[
+        float | None,
+        typer.Option(help="Exit 1 when more than this share of fetches failed (0 to 1)."),
+    ] = None,
+    database_wait: Annotated[
+        str | None,
+        typer.Option(help="How long to wait for a database that went away before exit 3."),
+    ] = None,
     new_run: Annotated[
         bool, typer.Option(help="Start a fresh run even if the last one is unfinished.")
+    ] = False,
+    join: Annotated[
+        bool, typer.Option(help="Add workers to the crawl's run in progress (any machine).")
     ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary object on stdout.")
@@ -123,6 +147,11 @@ def crawl(
         delay=delay,
         ignore_robots=True if ignore_robots else None,
         retries=retries,
+        allow_private=True if allow_private else None,
+        revisit_after=revisit_after,
+        max_duration=max_duration,
+        fail_on_error_rate=fail_on_error_rate,
+        database_wait=database_wait,
         json=True if json_out else None,
         quiet=True if quiet else None,
         log_format=log_format,
@@ -130,11 +159,12 @@ def crawl(
     if not settings.seeds and not settings.name:
         raise ConfigError("give at least one seed URL, or --name of a crawl to resume")
     tty = _tty() and not settings.json
+    setup_logging(quiet=settings.quiet, json_format=settings.log_format == "json")
 
     def watch(pool: Any) -> Any:
-        return progress(pool, tty=tty, quiet=settings.quiet, log_json=settings.log_format == "json")
+        return progress(pool, tty=tty, quiet=settings.quiet)
 
-    summary = asyncio.run(run_crawl(settings, new_run=new_run, watch=watch))
+    summary = asyncio.run(run_crawl(settings, new_run=new_run, join=join, watch=watch))
     if settings.json:
         print_json(summary.to_json(), sys.stdout)
     elif not settings.quiet:

@@ -62,6 +62,11 @@ class Settings:
     max_url_length: int = 2048
     retries: int = 2
     lease_seconds: float = 120.0
+    max_duration: float = 0.0
+    revisit_after: float = 0.0
+    fail_on_error_rate: float = 1.0
+    database_wait: float = 300.0
+    allow_private: bool = False
     json: bool = False
     quiet: bool = False
     log_format: str = "text"
@@ -73,6 +78,9 @@ class Settings:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{_flag(key)} must be greater than 0")
         non_negative = (
+            "max_duration",
+            "revisit_after",
+            "database_wait",
             "max_pages",
             "max_depth",
             "delay",
@@ -89,6 +97,8 @@ class Settings:
                 raise ConfigError(f"{_flag(key)} must be greater than 0")
         if self.concurrency > 1000:
             raise ConfigError("--concurrency must be at most 1000")
+        if not 0.0 <= self.fail_on_error_rate <= 1.0:
+            raise ConfigError("--fail-on-error-rate must be between 0 and 1")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         for seed in self.seeds:
@@ -146,12 +156,29 @@ _TUPLE_KEYS = frozenset(k for k, f in _FIELDS.items() if str(f.type).startswith(
 _NOT_IN_ENV = frozenset({"seeds", "extract"})
 
 
+_DURATION_KEYS = frozenset({"max_duration", "revisit_after", "database_wait"})
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """Seconds from a number or a string such as "90", "45s", "30m", "6h", "2d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(f"{where} must be a duration such as 90s, 30m, 6h or 2d, not {value!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
     """Check a raw value (from TOML or a string from the environment) against the key's type."""
     ftype = str(_FIELDS[key].type)
     where = f"{source}: {key}"
     if key == "extract":
         return value
+    if key in _DURATION_KEYS:
+        return parse_duration(value, where)
     if key in _TUPLE_KEYS:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -54,7 +55,7 @@ def _progress_table(pool: Pool, elapsed: float) -> Table:
 
 
 @contextlib.asynccontextmanager
-async def progress(pool: Pool, *, tty: bool, quiet: bool, log_json: bool) -> AsyncIterator[None]:
+async def progress(pool: Pool, *, tty: bool, quiet: bool) -> AsyncIterator[None]:
     """Show the pool's progress while the body runs."""
     started = time.monotonic()
     if quiet:
@@ -80,12 +81,7 @@ async def progress(pool: Pool, *, tty: bool, quiet: bool, log_json: bool) -> Asy
         while True:
             await asyncio.sleep(PROGRESS_EVERY)
             elapsed = time.monotonic() - started
-            if log_json:
-                s = pool.stats
-                line = json.dumps({"event": "progress", "fetched": s.fetched, "errors": s.errors})
-            else:
-                line = "crawler: " + _status_line(pool, elapsed)
-            print(line, file=sys.stderr, flush=True)
+            logging.getLogger("crawler").info("progress: %s", _status_line(pool, elapsed))
 
     task = asyncio.create_task(log_lines())
     try:
@@ -131,3 +127,37 @@ def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
 
 def print_json(obj: Any, out: TextIO) -> None:
     print(json.dumps(obj, default=str), file=out, flush=True)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (rich's live display swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # pragma: no cover - logging must never crash the crawl
+            self.handleError(record)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "message": record.getMessage(),
+            }
+        )
+
+
+def setup_logging(*, quiet: bool, json_format: bool) -> None:
+    """The "crawler" logger on stderr: info and up, only errors with --quiet."""
+    logger = logging.getLogger("crawler")
+    logger.handlers.clear()
+    handler = _StderrHandler()
+    handler.setFormatter(
+        _JsonFormatter() if json_format else logging.Formatter("crawler: %(message)s")
+    )
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if quiet else logging.INFO)
+    logger.propagate = False

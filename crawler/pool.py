@@ -11,26 +11,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from crawler.config import Settings
+from crawler.errors import DatabaseUnavailable
 from crawler.parse import parse_html
 from crawler.politeness import HostClock, backoff
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.robots import RobotsPolicy
 from crawler.scope import Scope
+from crawler.sitemap import parse_sitemap
 from crawler.urls import canonicalize, host_key, origin
 
 log = logging.getLogger("crawler")
+T = TypeVar("T")
+DB_WARN_AFTER = 3.0
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 ROBOTS_TTL = 3600.0
+ROBOTS_RETRY_TTL = 30.0
+ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
+KNOWN_URLS = 50_000
+MAX_SITEMAPS = 50
+
+
+class KnownUrls:
+    """A bounded set of URLs known to be in the run's frontier already (oldest forgotten
+    first). Frontier rows are never removed during a run, so skipping these is always safe;
+    it spares the database most of the links of a page, which point at known URLs."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.urls: dict[str, None] = {}
+
+    def __contains__(self, url: object) -> bool:
+        return url in self.urls
+
+    def __len__(self) -> int:
+        return len(self.urls)
+
+    def add(self, url: str) -> None:
+        urls = self.urls
+        if url not in urls:
+            urls[url] = None
+            if len(urls) > self.size:
+                del urls[next(iter(urls))]
+
+    def update(self, urls: tuple[str, ...]) -> None:
+        for url in urls:
+            self.add(url)
 
 
 class Frontier(Protocol):
@@ -47,6 +84,11 @@ class Fetcher(Protocol):
 class PageSink(Protocol):
     async def complete(self, record: PageRecord) -> int: ...
     async def retry_later(self, task: CrawlTask, fetch: FetchResult, delay: float) -> None: ...
+    async def skip(self, task: CrawlTask, enqueue: tuple[str, ...], depth: int) -> int: ...
+    async def stored_links(self, url: str) -> list[tuple[str, bool]]: ...
+    async def enqueue_listed(
+        self, entries: list[tuple[str, datetime | None]], depth: int
+    ) -> int: ...
 
 
 class Pool:
@@ -60,6 +102,7 @@ class Pool:
         *,
         stats: RunStats | None = None,
         already_fetched: int = 0,
+        sitemap_origins: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.scope = scope
@@ -76,7 +119,14 @@ class Pool:
         self.host_clocks: dict[str, HostClock] = {}
         self.robots: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
+        self.deadline = time.monotonic() + settings.max_duration if settings.max_duration else None
+        self.db_down_since: float | None = None
+        self.db_warned = False
+        self.fatal: DatabaseUnavailable | None = None
         self.lags: deque[float] = deque(maxlen=200_000)
+        self.known = KnownUrls(KNOWN_URLS)
+        self.sitemap_origins = sitemap_origins
+        self.sitemaps_done = not sitemap_origins
         self.open_rows = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -87,11 +137,17 @@ class Pool:
         self.progress.set()
 
     async def run(self, *, grace: float = 5.0) -> str:
-        """Crawl until the frontier is empty ('finished'), the budget is spent ('limit') or
-        stop() is called ('stopped')."""
+        """Crawl until the frontier is empty ('finished'), the page budget is spent ('limit'),
+        the time budget is spent ('timeout': in-flight tasks finish) or stop() is called
+        ('stopped': in-flight tasks get `grace` seconds). Raises DatabaseUnavailable when the
+        database stayed away longer than settings.database_wait."""
         self.stats.started_at = time.monotonic()
         workers = [asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)]
-        helpers = [asyncio.create_task(self._watch_lag()), asyncio.create_task(self._renew())]
+        helpers = [
+            asyncio.create_task(self._watch_lag()),
+            asyncio.create_task(self._renew()),
+            asyncio.create_task(self._read_sitemaps()),
+        ]
         try:
             outcome = await self._feed()
             await self._drain(grace if outcome == "stopped" else None)
@@ -105,6 +161,8 @@ class Pool:
                 await asyncio.shield(self.frontier.release(leftover))
             self.stats.finished_at = time.monotonic()
             self.stats.loop_lag_ms = self.lag_summary()
+        if self.fatal is not None:
+            raise self.fatal
         return outcome
 
     async def _feed(self) -> str:
@@ -113,26 +171,72 @@ class Pool:
         while not self.stopping:
             if self.budget is not None and self.budget <= 0:
                 return "limit"
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                return "timeout"
             if self.queue.qsize() >= batch:
                 await self._wait(1.0)
                 continue
             n = batch if self.budget is None else min(batch, self.budget)
-            tasks = await self.frontier.claim(n)
+            try:
+                tasks = await self._with_db(functools.partial(self.frontier.claim, n))
+            except DatabaseUnavailable:
+                break
             if tasks:
                 idle = 0.01
                 if self.budget is not None:
                     self.budget -= len(tasks)
                 for task in tasks:
+                    self.known.add(task.url)
                     self.in_flight.add(task.frontier_id)
                     self.queue.put_nowait(task)
                 continue
-            if not self.in_flight:
-                self.open_rows = await self.frontier.open_count()
+            if not self.in_flight and self.sitemaps_done:
+                try:
+                    self.open_rows = await self._with_db(self.frontier.open_count)
+                except DatabaseUnavailable:
+                    break
                 if self.open_rows == 0:
                     return "finished"
             await self._wait(idle)
             idle = min(idle * 2, 1.0)
         return "stopped"
+
+    async def _with_db(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a database operation; while the server is away, wait and try again (saying so
+        on stderr after a few seconds), up to settings.database_wait, then give up the run
+        (it stays resumable: leases expire, nothing done is lost)."""
+        while True:
+            try:
+                result = await operation()
+            except DatabaseUnavailable as exc:
+                now = time.monotonic()
+                if self.db_down_since is None:
+                    self.db_down_since = now
+                down = now - self.db_down_since
+                if self.fatal is not None or down > self.settings.database_wait:
+                    if self.fatal is None:
+                        log.error("database unavailable for %.0f s, giving up: %s", down, exc)
+                        self.fatal = DatabaseUnavailable(
+                            f"the database was unavailable for {down:.0f} s ({exc}); "
+                            "the run is resumable"
+                        )
+                        self.stop()
+                    raise self.fatal from None
+                if down > DB_WARN_AFTER and not self.db_warned:
+                    self.db_warned = True
+                    log.warning(
+                        "database unavailable (%s); waiting for it (up to %.0f s)",
+                        exc,
+                        self.settings.database_wait,
+                    )
+                await asyncio.sleep(0.5)
+                continue
+            if self.db_down_since is not None:
+                if self.db_warned:
+                    log.warning("database is back; crawling on")
+                self.db_down_since = None
+                self.db_warned = False
+            return result
 
     async def _wait(self, seconds: float) -> None:
         self.progress.clear()
@@ -151,6 +255,46 @@ class Pool:
             if deadline is not None and time.monotonic() >= deadline:
                 return
             await self._wait(0.1)
+
+    async def _read_sitemaps(self) -> None:
+        """Queue the URLs of the sites' sitemaps (robots.txt `Sitemap:` lines, else
+        /sitemap.xml), with their lastmod, which makes a page due before --revisit-after."""
+        try:
+            todo: list[str] = []
+            for origin_url in self.sitemap_origins:
+                listed: tuple[str, ...] = ()
+                if not self.settings.ignore_robots:
+                    listed = (await self._robots(origin_url + "/")).sitemaps
+                todo.extend(listed or (origin_url + "/sitemap.xml",))
+            seen: set[str] = set()
+            while todo and len(seen) < MAX_SITEMAPS and not self.stopping:
+                url = todo.pop(0)
+                if url in seen or not self.scope.hosts_allow(url):
+                    continue
+                seen.add(url)
+                result = await self._fetch(url)
+                if result.error_kind is not None or result.status != 200:
+                    continue
+                sitemap = parse_sitemap(result.body)
+                todo.extend(sitemap.sitemaps)
+                entries = []
+                for loc, lastmod in sitemap.urls:
+                    canonical = canonicalize(loc)
+                    if canonical is not None and self.scope.decide(canonical, 1).follow:
+                        entries.append((canonical, lastmod))
+                if entries:
+                    queued = await self._with_db(
+                        functools.partial(self.sink.enqueue_listed, entries, 1)
+                    )
+                    self.stats.queued += queued
+                    self.progress.set()
+        except DatabaseUnavailable:
+            pass
+        except Exception as exc:  # sitemaps are a hint: never fail the crawl over one
+            log.warning("could not read sitemaps: %s", exc)
+        finally:
+            self.sitemaps_done = True
+            self.progress.set()
 
     async def _renew(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 1.0)
@@ -183,7 +327,9 @@ class Pool:
             task = await self.queue.get()
             try:
                 await self._handle(task)
-            except Exception as exc:  # a bug or a lost database must not kill the worker
+            except DatabaseUnavailable:
+                pass  # given up (the pool stops); the task's lease expires and it is redone
+            except Exception as exc:  # a bug must not kill the worker
                 await self._failed(task, exc)
             finally:
                 self.in_flight.discard(task.frontier_id)
@@ -193,22 +339,60 @@ class Pool:
         if not self.settings.ignore_robots:
             robots = await self._robots(task.url)
             if not robots.allowed(task.url):
-                result = FetchResult(
-                    task.url,
-                    task.url,
-                    None,
-                    None,
-                    error_kind="robots",
-                    error="disallowed by robots.txt",
-                )
-                await self._complete(PageRecord(task, result, None, None))
+                await self._refused(task, robots)
                 return
-        result = await self._fetch(task.url)
+        if not self._due(task):
+            follow = await self._stored_follow(task)
+            await self._with_db(lambda: self.sink.skip(task, follow, task.depth + 1))
+            self.known.update(follow)
+            self.stats.skipped += 1
+            return
+        result = await self._fetch(task.url, _validators(task))
         if result.retryable and task.attempts <= self.settings.retries:
             self.stats.retries += 1
-            await self.sink.retry_later(task, result, self._retry_delay(result, task.attempts))
+            delay = self._retry_delay(result, task.attempts)
+            await self._with_db(lambda: self.sink.retry_later(task, result, delay))
+            return
+        if result.status == 304 and result.error_kind is None and (task.etag or task.last_modified):
+            # Unchanged since the last run: the page stays as stored, and so do its links,
+            # which still lead the crawl on.
+            follow = await self._stored_follow(task)
+            self.stats.not_modified += 1
+            await self._complete(
+                PageRecord(task, result, None, None, follow, task.depth + 1, not_modified=True)
+            )
             return
         await self._complete(self._record(task, result))
+
+    def _due(self, task: CrawlTask) -> bool:
+        """Fetch now? Not when --revisit-after says the last fetch is recent enough, unless a
+        sitemap's lastmod says the page changed since."""
+        revisit = self.settings.revisit_after
+        if not revisit or task.age is None or task.sitemap_newer:
+            return True
+        return task.age >= revisit
+
+    async def _stored_follow(self, task: CrawlTask) -> tuple[str, ...]:
+        """The in-scope links stored for the page, not yet known to be queued."""
+        links = await self._with_db(lambda: self.sink.stored_links(task.url))
+        fresh = [url for url, nofollow in links if not nofollow and url not in self.known]
+        return tuple(self.scope.filter(fresh, task.depth + 1))
+
+    async def _refused(self, task: CrawlTask, robots: RobotsPolicy) -> None:
+        """Disallowed by robots.txt: recorded once. While robots.txt itself is unavailable
+        (5xx, unreachable: RFC 9309 says assume disallowed) the task is retried later."""
+        if robots.temporary:
+            message = robots.reason
+            result = FetchResult(task.url, task.url, None, None, error_kind="robots", error=message)
+            if task.attempts <= self.settings.retries:
+                self.stats.retries += 1
+                delay = ROBOTS_RETRY_DELAY
+                await self._with_db(lambda: self.sink.retry_later(task, result, delay))
+                return
+        else:
+            message = "disallowed by robots.txt"
+            result = FetchResult(task.url, task.url, None, None, error_kind="robots", error=message)
+        await self._complete(PageRecord(task, result, None, None))
 
     async def _failed(self, task: CrawlTask, exc: Exception) -> None:
         """Record an unexpected failure of one task; its lease expires if even that fails."""
@@ -244,12 +428,15 @@ class Pool:
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         follow: tuple[str, ...] = ()
         if not page.nofollow:
-            candidates = [url for url, _text, nofollow in page.links if not nofollow]
-            follow = tuple(self.scope.filter(candidates, task.depth + 1))
+            known = self.known
+            candidates = {url for url, _text, nofollow in page.links if not nofollow}
+            fresh = [url for url in candidates if url not in known]
+            follow = tuple(self.scope.filter(fresh, task.depth + 1))
         return PageRecord(task, result, page, digest, follow, task.depth + 1)
 
     async def _complete(self, record: PageRecord) -> None:
-        queued = await self.sink.complete(record)
+        queued = await self._with_db(lambda: self.sink.complete(record))
+        self.known.update(record.enqueue)
         self.stats.count(record.fetch)
         if record.page is not None:
             self.stats.pages += 1
@@ -258,7 +445,7 @@ class Pool:
 
     # -- politeness --------------------------------------------------------------------------
 
-    async def _fetch(self, url: str) -> FetchResult:
+    async def _fetch(self, url: str, headers: Mapping[str, str] | None = None) -> FetchResult:
         host = host_key(url)
         slot = self.host_slots.get(host)
         if slot is None:
@@ -269,7 +456,7 @@ class Pool:
             wait = clock.reserve(time.monotonic())
             if wait > 0:
                 await asyncio.sleep(wait)
-            result = await self.fetcher.fetch(url)
+            result = await self.fetcher.fetch(url, headers=headers)
             if result.status in (429, 503):
                 retry_after = _retry_after(result.header("retry-after"))
                 if retry_after is not None:
@@ -290,13 +477,25 @@ class Pool:
             result = await self._fetch(key + "/robots.txt")
             status = result.status if result.error_kind is None else None
             policy = RobotsPolicy.from_response(status, result.body, self.settings.user_agent)
-            ttl = 60.0 if policy.temporary else ROBOTS_TTL
+            ttl = ROBOTS_RETRY_TTL if policy.temporary else ROBOTS_TTL
             self.robots[key] = (time.monotonic() + ttl, policy)
             if policy.crawl_delay:
                 delay = min(policy.crawl_delay, self.settings.max_crawl_delay)
                 clock = self.host_clocks.setdefault(host_key(url), HostClock())
                 clock.delay = max(self.settings.delay, delay)
             return policy
+
+
+def _validators(task: CrawlTask) -> dict[str, str] | None:
+    """Conditional request headers from what the last fetch of the page stored."""
+    if not (task.etag or task.last_modified):
+        return None
+    headers = {}
+    if task.etag:
+        headers["If-None-Match"] = task.etag
+    if task.last_modified:
+        headers["If-Modified-Since"] = task.last_modified
+    return headers
 
 
 def _is_html(content_type: str | None) -> bool:

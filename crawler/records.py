@@ -17,6 +17,12 @@ class CrawlTask:
     url: str
     depth: int
     attempts: int = 1
+    # What an earlier run stored for the URL: validators for a conditional GET, seconds since
+    # its last fetch, and whether a sitemap's lastmod says it changed since.
+    etag: str | None = None
+    last_modified: str | None = None
+    age: float | None = None
+    sitemap_newer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,7 @@ class PageRecord:
     content_hash: str | None
     enqueue: tuple[str, ...] = ()
     enqueue_depth: int = 0
+    not_modified: bool = False  # answered 304 to our conditional request
 
 
 @dataclass(slots=True)
@@ -101,6 +108,8 @@ class RunStats:
     errors: int = 0
     queued: int = 0
     retries: int = 0
+    not_modified: int = 0  # answered 304
+    skipped: int = 0  # not due yet (--revisit-after): not fetched
     statuses: dict[int, int] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)
     bytes: int = 0

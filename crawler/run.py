@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -26,13 +28,17 @@ from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
 from crawler.db.query import other_clients
 from crawler.db.store import PgPageSink
-from crawler.errors import ConfigError
+from crawler.errors import ConfigError, RunLocked
 from crawler.fetch import Fetcher
 from crawler.pool import Pool
 from crawler.records import RunStats
 from crawler.scope import Scope
+from crawler.urls import origin
+
+log = logging.getLogger("crawler")
 
 EXIT_OK = 0
+EXIT_ERROR_RATE = 1
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -62,6 +68,8 @@ class Summary:
             "fetched": s.fetched,
             "errors": s.errors,
             "retries": s.retries,
+            "not_modified": s.not_modified,
+            "skipped": s.skipped,
             "queued": s.queued,
             "statuses": {str(k): v for k, v in sorted(s.statuses.items())},
             "error_kinds": dict(sorted(s.error_kinds.items())),
@@ -121,44 +129,106 @@ async def crawl(
     settings: Settings,
     *,
     new_run: bool = False,
+    join: bool = False,
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None = None,
 ) -> Summary:
-    """Run (or resume) the crawl that `settings` describe, to the end or to a signal."""
+    """Run (or resume, or join) the crawl that `settings` describe, to the end or a signal."""
     name = settings.crawl_name
     async with open_database(settings) as db:
         crawl_info = await runs.find_crawl(db, name)
         if crawl_info is None and not settings.seeds:
             raise ConfigError(f"there is no crawl named {name!r}; give seed URLs to start one")
         crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
-        run = await runs.open_run(db, crawl_info, new_run=new_run)
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        frontier = PgFrontier(db, run.id, owner, settings.lease_seconds)
-        sink = PgPageSink(db, crawl_info.id, run.id, owner)
-        scope = Scope.from_settings(settings, crawl_info.seeds)
-        already = await runs.fetched_in_run(db, run.id) if run.resumed else 0
-        rss = _PeakRss()
-        async with Fetcher(settings) as fetcher:
-            pool = Pool(settings, scope, frontier, fetcher, sink, already_fetched=already)
-            exit_code = EXIT_OK
-            watching = watch(pool) if watch is not None else contextlib.nullcontext()
-            with _signals(pool) as received, rss.sampling():
-                async with watching:
-                    outcome = await pool.run()
-                if received:
-                    exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
-        status = "interrupted" if outcome == "stopped" else "finished"
-        summary = Summary(
-            crawl=name,
-            run_id=run.id,
-            status=status,
-            resumed=run.resumed,
-            stats=pool.stats,
-            db_statements=db.statements,
-            peak_rss_mb=rss.peak_mb,
-            exit_code=exit_code,
+        lock = runs.CrawlLock(db, crawl_info.id)
+        try:
+            run = await _start_run(db, lock, crawl_info, new_run=new_run, join=join)
+            return await _crawl_run(db, settings, crawl_info, run, watch)
+        finally:
+            with contextlib.suppress(Exception):
+                await lock.release()
+
+
+async def _start_run(
+    db: Database, lock: runs.CrawlLock, crawl_info: runs.CrawlInfo, *, new_run: bool, join: bool
+) -> runs.RunInfo:
+    name = crawl_info.name
+    if join:
+        run = await runs.join_run(db, crawl_info)
+        if run is None:
+            raise ConfigError(f"crawl {name!r} has no run in progress to --join")
+        log.info("joining run %d of crawl %s", run.id, name)
+        return run
+    if not await lock.acquire():
+        raise RunLocked(
+            f"crawl {name!r} is already running in another process "
+            "(use --join to add workers to it)"
         )
-        await runs.finish_run(db, run.id, status, summary.to_json())
-        return summary
+    run = await runs.open_run(db, crawl_info, new_run=new_run)
+    if run.resumed:
+        left = await runs.open_in_run(db, run.id)
+        log.info("resuming run %d of crawl %s: %d URLs left", run.id, name, left)
+    return run
+
+
+async def _crawl_run(
+    db: Database,
+    settings: Settings,
+    crawl_info: runs.CrawlInfo,
+    run: runs.RunInfo,
+    watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None,
+) -> Summary:
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
+    sink = PgPageSink(db, crawl_info.id, run.id, owner)
+    scope = Scope.from_settings(settings, crawl_info.seeds)
+    already = await runs.fetched_in_run(db, run.id) if run.resumed else 0
+    rss = _PeakRss()
+    # A seed's own host may be on a private or loopback address (an intranet, a local test
+    # server); other hosts only with --allow-private.
+    seed_hosts = frozenset(urlsplit(seed).hostname or "" for seed in crawl_info.seeds)
+    fetcher_ = Fetcher(
+        settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
+    )
+    async with fetcher_ as fetcher:
+        origins = () if run.resumed else tuple(dict.fromkeys(origin(s) for s in crawl_info.seeds))
+        pool = Pool(
+            settings,
+            scope,
+            frontier,
+            fetcher,
+            sink,
+            already_fetched=already,
+            sitemap_origins=origins,
+        )
+        exit_code = EXIT_OK
+        watching = watch(pool) if watch is not None else contextlib.nullcontext()
+        with _signals(pool) as received, rss.sampling():
+            async with watching:
+                outcome = await pool.run()
+            if received:
+                exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
+    # Stopped by a signal or by --max-duration: the run stays open, to be resumed.
+    status = "interrupted" if outcome in ("stopped", "timeout") else "finished"
+    stats = pool.stats
+    failed = sum(n for kind, n in stats.error_kinds.items() if kind != "robots")
+    if (
+        exit_code == EXIT_OK
+        and stats.fetched
+        and failed / stats.fetched > settings.fail_on_error_rate
+    ):
+        exit_code = EXIT_ERROR_RATE
+    summary = Summary(
+        crawl=crawl_info.name,
+        run_id=run.id,
+        status=status,
+        resumed=run.resumed,
+        stats=stats,
+        db_statements=db.statements,
+        peak_rss_mb=rss.peak_mb,
+        exit_code=exit_code,
+    )
+    await runs.finish_run(db, run.id, status, summary.to_json())
+    return summary
 
 
 @contextlib.contextmanager

@@ -35,6 +35,17 @@ RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 RETRIES = 5
 
 
+def is_disconnect(exc: DBAPIError) -> bool:
+    """Did this error come from a lost or refused connection (server restart, failover)?"""
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    return bool(
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or code.startswith("08")
+        or code in ("57P01", "57P02", "57P03")
+    )
+
+
 def redact(url: str) -> str:
     """The URL with any password replaced, for messages."""
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
@@ -58,7 +69,6 @@ class Database:
             url,
             pool_size=pool_size,
             max_overflow=4,
-            pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={
                 "server_settings": {
@@ -73,6 +83,11 @@ class Database:
             },
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Single-statement units of work (a page write, a claim) need no BEGIN/COMMIT round
+        # trips: one statement is atomic on its own. Same pool, autocommit connections.
+        self.autocommit_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self.statements = 0
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
 
@@ -88,18 +103,29 @@ class Database:
     async def execute_retrying(
         self, statement: Executable, params: dict[str, Any]
     ) -> Row[Any] | None:
-        """Run one statement in its own transaction; retry it on deadlock or serialization
-        failure (the transaction was rolled back, so running it again is safe)."""
+        """Run one statement as its own transaction; return its first row, if any."""
+        rows = await self.execute_all(statement, params)
+        return rows[0] if rows else None
+
+    async def execute_all(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+        """Run one statement as its own transaction (a short autocommit session: one round
+        trip) and return its rows. A deadlock or serialization failure rolled the statement
+        back whole, so it is run again; a lost server raises DatabaseUnavailable."""
         for attempt in range(RETRIES):
             try:
-                async with self.transaction() as session:
+                async with self.autocommit_sessionmaker() as session:
                     result = await session.execute(statement, params)
-                    return result.first() if result.returns_rows else None  # type: ignore[attr-defined]
+                    return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
             except DBAPIError as exc:
-                code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-                if code not in RETRY_SQLSTATES or attempt == RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.01 * (attempt + 1))
+                code = getattr(exc.orig, "sqlstate", None)
+                if code in RETRY_SQLSTATES and attempt < RETRIES - 1:
+                    await asyncio.sleep(0.01 * (attempt + 1))
+                    continue
+                if is_disconnect(exc):
+                    raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
+                raise
+            except CONNECTION_ERRORS as exc:
+                raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def check(self) -> None:

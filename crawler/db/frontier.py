@@ -15,6 +15,7 @@ from crawler.records import CrawlTask
 
 _CLAIM = text(
     """
+    WITH claimed AS (
     UPDATE frontier SET
         state = 'leased',
         lease_owner = :owner,
@@ -30,7 +31,13 @@ _CLAIM = text(
         LIMIT :n
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, url, depth, attempts
+    RETURNING id, url, depth, attempts, lastmod
+    )
+    SELECT c.id, c.url, c.depth, c.attempts, p.etag, p.last_modified,
+           extract(epoch FROM now() - p.fetched_at) AS age,
+           coalesce(c.lastmod > p.fetched_at, false) AS sitemap_newer
+    FROM claimed c
+    LEFT JOIN pages p ON p.crawl_id = :crawl_id AND p.url = c.url AND p.gone_at IS NULL
     """
 )
 
@@ -59,32 +66,51 @@ def _by_id(task: CrawlTask) -> int:
 class PgFrontier:
     """The `Frontier` of one run, as seen by one process (its lease owner id)."""
 
-    def __init__(self, db: Database, run_id: int, owner: str, lease_seconds: float) -> None:
+    def __init__(
+        self, db: Database, crawl_id: int, run_id: int, owner: str, lease_seconds: float
+    ) -> None:
         self.db = db
+        self.crawl_id = crawl_id
         self.run_id = run_id
         self.owner = owner
         self.lease_seconds = lease_seconds
 
     async def claim(self, n: int) -> list[CrawlTask]:
-        params = {"run_id": self.run_id, "owner": self.owner, "lease": self.lease_seconds, "n": n}
-        async with self.db.transaction() as session:
-            rows = (await session.execute(_CLAIM, params)).all()
-        return sorted((CrawlTask(r.id, r.url, r.depth, r.attempts) for r in rows), key=_by_id)
+        params = {
+            "crawl_id": self.crawl_id,
+            "run_id": self.run_id,
+            "owner": self.owner,
+            "lease": self.lease_seconds,
+            "n": n,
+        }
+        rows = await self.db.execute_all(_CLAIM, params)
+        tasks = (
+            CrawlTask(
+                r.id,
+                r.url,
+                r.depth,
+                r.attempts,
+                etag=r.etag,
+                last_modified=r.last_modified,
+                age=None if r.age is None else float(r.age),
+                sitemap_newer=r.sitemap_newer,
+            )
+            for r in rows
+        )
+        return sorted(tasks, key=_by_id)
 
     async def open_count(self) -> int:
         """Rows of the run not done yet (queued, or leased by any process)."""
-        async with self.db.transaction() as session:
-            return int((await session.execute(_OPEN, {"run_id": self.run_id})).scalar_one())
+        row = await self.db.execute_retrying(_OPEN, {"run_id": self.run_id})
+        return int(row[0]) if row is not None else 0
 
     async def release(self, ids: list[int]) -> None:
         """Hand leased rows back to the queue (graceful stop)."""
         if ids:
-            async with self.db.transaction() as session:
-                await session.execute(_RELEASE, {"ids": ids, "owner": self.owner})
+            await self.db.execute_all(_RELEASE, {"ids": ids, "owner": self.owner})
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows still in flight."""
         if ids:
             params = {"ids": ids, "owner": self.owner, "lease": self.lease_seconds}
-            async with self.db.transaction() as session:
-                await session.execute(_RENEW, params)
+            await self.db.execute_all(_RENEW, params)

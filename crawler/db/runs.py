@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crawler.db.database import Database
 
@@ -46,6 +47,14 @@ _UNFINISHED_RUN = text(
     """
 )
 
+_RUNNING_RUN = text(
+    """
+    SELECT id FROM crawl_runs
+    WHERE crawl_id = :crawl_id AND status = 'running'
+    ORDER BY id DESC LIMIT 1
+    """
+)
+
 _NEW_RUN = text("INSERT INTO crawl_runs (crawl_id) VALUES (:crawl_id) RETURNING id")
 
 _ENQUEUE_SEEDS = text(
@@ -56,12 +65,24 @@ _ENQUEUE_SEEDS = text(
     """
 )
 
+# A new run of a crawl starts from its seeds and every page it knows, so unchanged pages
+# are revalidated (304) and deleted ones found gone even when nothing links to them any more.
+_ENQUEUE_KNOWN = text(
+    """
+    INSERT INTO frontier (run_id, url, depth)
+    SELECT :run_id, url, depth FROM pages
+    WHERE crawl_id = :crawl_id AND gone_at IS NULL
+    ORDER BY url
+    ON CONFLICT (run_id, url) DO NOTHING
+    """
+)
+
 _MARK_RUNNING = text("UPDATE crawl_runs SET status = 'running' WHERE id = :run_id")
 
 _FINISH_RUN = text(
     """
     UPDATE crawl_runs SET
-        status = :status,
+        status = CASE WHEN status = 'finished' THEN status ELSE :status END,
         finished_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END,
         pages = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NULL),
         errors = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NOT NULL),
@@ -69,6 +90,8 @@ _FINISH_RUN = text(
     WHERE id = :run_id
     """
 )
+
+_OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
 
 _FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
 
@@ -89,6 +112,13 @@ async def ensure_crawl(
     return CrawlInfo(row.id, row.name, tuple(row.seeds))
 
 
+async def join_run(db: Database, crawl: CrawlInfo) -> RunInfo | None:
+    """The crawl's run in progress, to add workers to; None if there is none."""
+    async with db.transaction() as session:
+        run_id = (await session.execute(_RUNNING_RUN, {"crawl_id": crawl.id})).scalar()
+    return None if run_id is None else RunInfo(int(run_id), crawl, resumed=True)
+
+
 async def open_run(db: Database, crawl: CrawlInfo, *, new_run: bool = False) -> RunInfo:
     """Resume the crawl's unfinished run, or start a new one seeded from the crawl's seeds."""
     async with db.transaction() as session:
@@ -99,6 +129,7 @@ async def open_run(db: Database, crawl: CrawlInfo, *, new_run: bool = False) -> 
                 return RunInfo(int(run_id), crawl, resumed=True)
         run_id = (await session.execute(_NEW_RUN, {"crawl_id": crawl.id})).scalar_one()
         await session.execute(_ENQUEUE_SEEDS, {"run_id": run_id, "urls": list(crawl.seeds)})
+        await session.execute(_ENQUEUE_KNOWN, {"run_id": run_id, "crawl_id": crawl.id})
     return RunInfo(int(run_id), crawl, resumed=False)
 
 
@@ -108,6 +139,45 @@ async def finish_run(db: Database, run_id: int, status: str, stats: dict[str, An
         await session.execute(_FINISH_RUN, params)
 
 
+async def open_in_run(db: Database, run_id: int) -> int:
+    """Frontier rows of the run not done yet."""
+    row = await db.execute_retrying(_OPEN_ROWS, {"run_id": run_id})
+    return int(row[0]) if row is not None else 0
+
+
 async def fetched_in_run(db: Database, run_id: int) -> int:
     async with db.transaction() as session:
         return int((await session.execute(_FETCHED, {"run_id": run_id})).scalar_one())
+
+
+_LOCK_NAMESPACE = 0x6372  # "cr": the first key of the two-key advisory lock
+
+
+class CrawlLock:
+    """One run of a crawl at a time: a session-level advisory lock on the crawl, held on a
+    connection of its own. PostgreSQL drops it when that connection ends, so a killed
+    process can never leave a stale lock behind."""
+
+    def __init__(self, db: Database, crawl_id: int) -> None:
+        self.db = db
+        self.crawl_id = crawl_id
+        self.conn: AsyncConnection | None = None
+
+    async def acquire(self) -> bool:
+        conn = await self.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+        params = {"ns": _LOCK_NAMESPACE, "id": self.crawl_id}
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), params)).scalar()
+        if got:
+            self.conn = conn
+        else:
+            await conn.close()
+        return bool(got)
+
+    async def release(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            try:
+                params = {"ns": _LOCK_NAMESPACE, "id": self.crawl_id}
+                await conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), params)
+            finally:
+                await conn.close()

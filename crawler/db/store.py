@@ -8,13 +8,16 @@ page costs one round trip.
 Deadlocks: a statement locks its own frontier row (marking it done) and then inserts new
 URLs. An `INSERT … ON CONFLICT` that meets a row another transaction is updating waits for
 that transaction, so two pages that link to each other's rows would wait on each other.
-Known URLs are therefore filtered out first with a plain MVCC lookup (`NOT EXISTS`, which
-never waits), and only URLs new to the run are inserted, in sorted order, so inserters of the
-same new URLs queue up in one order. Deadlocks that remain possible are retried.
+Known URLs are therefore filtered out first with a plain MVCC lookup (which never waits), and
+only URLs new to the run are inserted, in sorted order, so inserters of the same new URLs
+queue up in one order. Deadlocks that remain possible are retried. The lookup is a LATERAL
+subquery with LIMIT so that it stays one index probe per URL: as `NOT EXISTS` the planner
+may choose a hash anti-join that reads every frontier row of the run for every page.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -31,10 +34,10 @@ done AS (
 
 _FETCH_COLUMNS = """
     INSERT INTO fetches (run_id, url, final_url, status, content_type, bytes, elapsed_ms,
-                         redirects, error_kind, error, changed, outcome)
+                         redirects, error_kind, error, not_modified, changed, outcome)
     SELECT CAST(:run_id AS bigint), :url, :final_url, CAST(:status AS integer), :content_type,
            CAST(:bytes AS integer), CAST(:elapsed_ms AS integer), CAST(:redirects AS text[]),
-           :error_kind, :error, {changed}, {outcome}
+           :error_kind, :error, CAST(:not_modified AS boolean), {changed}, {outcome}
 """
 
 _ENQUEUE = """
@@ -42,8 +45,10 @@ queued AS (
     INSERT INTO frontier (run_id, url, depth)
     SELECT CAST(:run_id AS bigint), u, CAST(:child_depth AS integer)
     FROM unnest(CAST(:enqueue AS text[])) AS u
-    WHERE EXISTS (SELECT 1 FROM done)
-      AND NOT EXISTS (SELECT 1 FROM frontier f WHERE f.run_id = :run_id AND f.url = u)
+    LEFT JOIN LATERAL (
+        SELECT 1 AS known FROM frontier f WHERE f.run_id = :run_id AND f.url = u LIMIT 1
+    ) seen ON true
+    WHERE seen.known IS NULL AND EXISTS (SELECT 1 FROM done)
     ORDER BY u
     ON CONFLICT (run_id, url) DO NOTHING
     RETURNING 1
@@ -123,12 +128,19 @@ _FETCH_ONLY = text(
 history AS ("""
     + _FETCH_COLUMNS.format(
         changed="NULL",
-        outcome="""CASE WHEN CAST(:status AS integer) IN (404, 410) AND EXISTS (
-            SELECT 1 FROM pages WHERE crawl_id = :crawl_id AND url = :url AND gone_at IS NULL
-        ) THEN 'gone' END""",
+        outcome="""CASE
+            WHEN CAST(:not_modified AS boolean) THEN 'unchanged'
+            WHEN CAST(:status AS integer) IN (404, 410) AND EXISTS (
+                SELECT 1 FROM pages WHERE crawl_id = :crawl_id AND url = :url AND gone_at IS NULL
+            ) THEN 'gone' END""",
     )
     + """
     FROM done
+),
+touched AS (
+    UPDATE pages SET fetched_at = now(), last_run_id = :run_id
+    WHERE crawl_id = :crawl_id AND url = :url AND CAST(:not_modified AS boolean)
+      AND EXISTS (SELECT 1 FROM done)
 ),
 gone AS (
     UPDATE pages SET gone_at = coalesce(gone_at, now()), status = CAST(:status AS integer),
@@ -140,6 +152,36 @@ gone AS (
     + """
 SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM queued) AS queued
 """
+)
+
+_SKIP = text(
+    "WITH"
+    + _DONE
+    + ","
+    + _ENQUEUE
+    + """
+SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM queued) AS queued
+"""
+)
+
+_ENQUEUE_LISTED = text(
+    """
+    INSERT INTO frontier (run_id, url, depth, lastmod)
+    SELECT CAST(:run_id AS bigint), u, CAST(:depth AS integer), m
+    FROM unnest(CAST(:urls AS text[]), CAST(:lastmods AS timestamptz[])) AS x(u, m)
+    ORDER BY u
+    ON CONFLICT (run_id, url) DO UPDATE SET lastmod = EXCLUDED.lastmod
+    WHERE frontier.state <> 'done' AND EXCLUDED.lastmod IS NOT NULL
+    RETURNING 1
+    """
+)
+
+_STORED_LINKS = text(
+    """
+    SELECT l.target_url, l.nofollow, p.meta_robots
+    FROM pages p JOIN links l ON l.page_id = p.id
+    WHERE p.crawl_id = :crawl_id AND p.url = :url
+    """
 )
 
 _RETRY = text(
@@ -176,6 +218,7 @@ def _fetch_params(task: CrawlTask, fetch: FetchResult) -> dict[str, Any]:
         "redirects": list(fetch.redirects),
         "error_kind": fetch.error_kind,
         "error": _clean(fetch.error),
+        "not_modified": False,
     }
 
 
@@ -191,6 +234,7 @@ class PgPageSink:
         params = {**self.base, **_fetch_params(record.task, record.fetch)}
         params["enqueue"] = sorted(set(record.enqueue))
         params["child_depth"] = record.enqueue_depth
+        params["not_modified"] = record.not_modified
         page = record.page
         if page is None:
             statement = _FETCH_ONLY
@@ -216,6 +260,39 @@ class PgPageSink:
         row = await self.db.execute_retrying(statement, params)
         assert row is not None
         return int(row.queued) if row.done else -1
+
+    async def skip(self, task: CrawlTask, enqueue: tuple[str, ...], depth: int) -> int:
+        """Mark a task done without fetching it (not due for a revisit); queue its links."""
+        params = {
+            "fid": task.frontier_id,
+            "owner": self.base["owner"],
+            "run_id": self.base["run_id"],
+            "enqueue": sorted(set(enqueue)),
+            "child_depth": depth,
+        }
+        row = await self.db.execute_retrying(_SKIP, params)
+        assert row is not None
+        return int(row.queued) if row.done else -1
+
+    async def enqueue_listed(self, entries: list[tuple[str, datetime | None]], depth: int) -> int:
+        """Queue URLs listed in a sitemap, with their lastmod; return how many rows changed."""
+        entries = sorted(dict(entries).items())
+        params = {
+            "run_id": self.base["run_id"],
+            "depth": depth,
+            "urls": [url for url, _ in entries],
+            "lastmods": [lastmod for _, lastmod in entries],
+        }
+        return len(await self.db.execute_all(_ENQUEUE_LISTED, params))
+
+    async def stored_links(self, url: str) -> list[tuple[str, bool]]:
+        """The followable links stored for a page (none when its meta robots says nofollow)."""
+        rows = await self.db.execute_all(
+            _STORED_LINKS, {"crawl_id": self.base["crawl_id"], "url": url}
+        )
+        if rows and rows[0].meta_robots and "nofollow" in rows[0].meta_robots:
+            return []
+        return [(row.target_url, row.nofollow) for row in rows]
 
     async def retry_later(self, task: CrawlTask, fetch: FetchResult, delay: float) -> None:
         """Record the failed attempt and put the task back in the queue after `delay` seconds."""

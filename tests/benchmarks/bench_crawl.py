@@ -825,6 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     args.subreaper = become_subreaper()
     work = Path(tempfile.mkdtemp(prefix="crawler-bench-", dir=args.workdir))
+    work.chmod(0o755)  # as root, the embedded PostgreSQL runs as another user that must enter it
     say(f"work folder: {work}{' (kept)' if args.keep else ''}")
     if not args.subreaper:
         say("note: not a child subreaper here; CPU 'all' excludes the PostgreSQL server")
