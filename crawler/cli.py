@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__, cli_reports
+from crawler import __version__, cli_maintenance, cli_reports
 from crawler.config import Settings, load_settings
 from crawler.db import embedded, migrate
 from crawler.db.query import run_sql
@@ -97,6 +97,9 @@ def crawl(
     allow_private: Annotated[
         bool, typer.Option(help="Allow URLs on private, loopback and link-local addresses.")
     ] = False,
+    store_body: Annotated[
+        bool, typer.Option(help="Keep compressed response bodies (for crawler reparse).")
+    ] = False,
     revisit_after: Annotated[
         str | None,
         typer.Option(help="Do not refetch pages fetched more recently than this (e.g. 6h, 2d)."),
@@ -148,6 +151,7 @@ def crawl(
         ignore_robots=True if ignore_robots else None,
         retries=retries,
         allow_private=True if allow_private else None,
+        store_body=True if store_body else None,
         revisit_after=revisit_after,
         max_duration=max_duration,
         fail_on_error_rate=fail_on_error_rate,
@@ -276,6 +280,7 @@ def db_upgrade(
 
 
 cli_reports.register(app)
+cli_maintenance.register(app)
 
 
 @app.command()

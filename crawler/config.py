@@ -67,6 +67,7 @@ class Settings:
     fail_on_error_rate: float = 1.0
     database_wait: float = 300.0
     allow_private: bool = False
+    store_body: bool = False
     json: bool = False
     quiet: bool = False
     log_format: str = "text"

@@ -432,7 +432,8 @@ class Pool:
             candidates = {url for url, _text, nofollow in page.links if not nofollow}
             fresh = [url for url in candidates if url not in known]
             follow = tuple(self.scope.filter(fresh, task.depth + 1))
-        return PageRecord(task, result, page, digest, follow, task.depth + 1)
+        body = result.body if self.settings.store_body else None
+        return PageRecord(task, result, page, digest, follow, task.depth + 1, body=body)
 
     async def _complete(self, record: PageRecord) -> None:
         queued = await self._with_db(lambda: self.sink.complete(record))

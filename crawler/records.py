@@ -76,6 +76,8 @@ class Page:
     text: str = ""
     meta_robots: str | None = None
     links: tuple[Link, ...] = ()
+    # Fields taken by the config's extraction rules, by rule name (stored in pages.data).
+    data: dict[str, object] = field(default_factory=dict)
 
     @property
     def noindex(self) -> bool:
@@ -97,6 +99,7 @@ class PageRecord:
     enqueue: tuple[str, ...] = ()
     enqueue_depth: int = 0
     not_modified: bool = False  # answered 304 to our conditional request
+    body: bytes | None = None  # the raw body, kept when --store-body is on
 
 
 @dataclass(slots=True)

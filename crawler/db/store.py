@@ -17,6 +17,8 @@ may choose a hash anti-join that reads every frontier row of the run for every p
 
 from __future__ import annotations
 
+import json
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -64,11 +66,11 @@ old AS (
 page AS (
     INSERT INTO pages (crawl_id, url, final_url, status, content_type, bytes, title,
                        description, canonical, lang, h1, text, meta_robots, content_hash,
-                       etag, last_modified, depth, last_run_id)
+                       etag, last_modified, depth, last_run_id, data)
     SELECT CAST(:crawl_id AS bigint), :url, :final_url, CAST(:status AS integer), :content_type,
            CAST(:bytes AS integer), :title, :description, :canonical, :lang, :h1, :text,
            :meta_robots, :content_hash, :etag, :last_modified, CAST(:depth AS integer),
-           CAST(:run_id AS bigint)
+           CAST(:run_id AS bigint), CAST(:data AS jsonb)
     FROM done
     ON CONFLICT (crawl_id, url) DO UPDATE SET
         final_url = EXCLUDED.final_url,
@@ -91,7 +93,8 @@ page AS (
         content_hash = EXCLUDED.content_hash,
         gone_at = NULL,
         error_kind = NULL,
-        last_run_id = EXCLUDED.last_run_id
+        last_run_id = EXCLUDED.last_run_id,
+        data = EXCLUDED.data
     RETURNING id
 ),
 history AS ("""
@@ -114,6 +117,11 @@ new_links AS (
     SELECT page.id, l.u, l.a, l.n
     FROM page CROSS JOIN unnest(CAST(:link_urls AS text[]), CAST(:link_texts AS text[]),
                                 CAST(:link_nofollow AS boolean[])) AS l(u, a, n)
+),
+body AS (
+    INSERT INTO bodies (content_hash, body)
+    SELECT :content_hash, CAST(:body AS bytea) FROM done WHERE CAST(:body AS bytea) IS NOT NULL
+    ON CONFLICT (content_hash) DO NOTHING
 ),"""
     + _ENQUEUE
     + """
@@ -256,6 +264,8 @@ class PgPageSink:
                 link_urls=[link[0] for link in page.links],
                 link_texts=[_clean(link[1]) for link in page.links],
                 link_nofollow=[link[2] for link in page.links],
+                data=json.dumps(page.data),
+                body=None if record.body is None else zlib.compress(record.body, 6),
             )
         row = await self.db.execute_retrying(statement, params)
         assert row is not None
