@@ -204,10 +204,11 @@ def sql(
 def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*columns, show_lines=False)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     Console(width=max(80, min(400, 20 * len(columns)))).print(table)
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 

@@ -40,6 +40,8 @@ ROBOTS_RETRY_TTL = 30.0
 ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
 KNOWN_URLS = 50_000
+MAX_RETRY_AFTER = 3600.0
+HOST_BUSY_WAIT = 0.2
 MAX_SITEMAPS = 50
 
 
@@ -81,6 +83,15 @@ class Fetcher(Protocol):
     async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchResult: ...
 
 
+class HostGate(Protocol):
+    """Per-host request slots shared by the processes of a run."""
+
+    async def active(self) -> bool: ...
+    async def acquire(self, host: str, slots: int, delay: float) -> tuple[int, float] | None: ...
+    async def release(self, host: str, slot: int) -> None: ...
+    async def block(self, host: str, seconds: float) -> None: ...
+
+
 class PageSink(Protocol):
     async def complete(self, record: PageRecord) -> int: ...
     async def retry_later(self, task: CrawlTask, fetch: FetchResult, delay: float) -> None: ...
@@ -103,6 +114,7 @@ class Pool:
         stats: RunStats | None = None,
         already_fetched: int = 0,
         sitemap_origins: tuple[str, ...] = (),
+        gate: HostGate | None = None,
     ) -> None:
         self.settings = settings
         self.scope = scope
@@ -125,6 +137,7 @@ class Pool:
         self.fatal: DatabaseUnavailable | None = None
         self.lags: deque[float] = deque(maxlen=200_000)
         self.known = KnownUrls(KNOWN_URLS)
+        self.gate = gate
         self.sitemap_origins = sitemap_origins
         self.sitemaps_done = not sitemap_origins
         self.open_rows = 0
@@ -447,22 +460,48 @@ class Pool:
     # -- politeness --------------------------------------------------------------------------
 
     async def _fetch(self, url: str, headers: Mapping[str, str] | None = None) -> FetchResult:
+        """Fetch politely: at most host_concurrency requests to a host at once and the
+        host's delay between their starts; across processes once others joined the run."""
         host = host_key(url)
         slot = self.host_slots.get(host)
         if slot is None:
             slot = self.host_slots[host] = asyncio.Semaphore(self.settings.host_concurrency)
-            self.host_clocks[host] = HostClock(self.settings.delay)
+            self.host_clocks.setdefault(host, HostClock(self.settings.delay))
         clock = self.host_clocks[host]
         async with slot:
-            wait = clock.reserve(time.monotonic())
-            if wait > 0:
-                await asyncio.sleep(wait)
-            result = await self.fetcher.fetch(url, headers=headers)
+            shared = await self._shared_slot(host, clock) if self.gate is not None else None
+            wait = clock.reserve(time.monotonic()) if shared is None else shared[1]
+            try:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                result = await self.fetcher.fetch(url, headers=headers)
+            finally:
+                if shared is not None and self.gate is not None:
+                    with contextlib.suppress(DatabaseUnavailable):
+                        await self.gate.release(host, shared[0])
             if result.status in (429, 503):
                 retry_after = _retry_after(result.header("retry-after"))
                 if retry_after is not None:
-                    clock.block_until(time.monotonic() + min(retry_after, 3600.0))
+                    seconds = min(retry_after, MAX_RETRY_AFTER)
+                    clock.block_until(time.monotonic() + seconds)
+                    if shared is not None and self.gate is not None:
+                        with contextlib.suppress(DatabaseUnavailable):
+                            await self.gate.block(host, seconds)
             return result
+
+    async def _shared_slot(self, host: str, clock: HostClock) -> tuple[int, float] | None:
+        """A request slot of `host` from the database, once several processes share the run
+        (None while this process is alone: then the in-memory clock is enough)."""
+        gate = self.gate
+        assert gate is not None
+        if not await self._with_db(gate.active):
+            return None
+        limit = self.settings.host_concurrency
+        while True:
+            got = await self._with_db(lambda: gate.acquire(host, limit, clock.delay))
+            if got is not None:
+                return got
+            await asyncio.sleep(HOST_BUSY_WAIT)
 
     async def _robots(self, url: str) -> RobotsPolicy:
         key = origin(url)

@@ -26,6 +26,7 @@ from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
+from crawler.db.hosts import PgHostGate
 from crawler.db.query import other_clients
 from crawler.db.store import PgPageSink
 from crawler.errors import ConfigError, RunLocked
@@ -199,6 +200,7 @@ async def _crawl_run(
             sink,
             already_fetched=already,
             sitemap_origins=origins,
+            gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
         )
         exit_code = EXIT_OK
         watching = watch(pool) if watch is not None else contextlib.nullcontext()
@@ -229,6 +231,12 @@ async def _crawl_run(
     )
     await runs.finish_run(db, run.id, status, summary.to_json())
     return summary
+
+
+def _slot_ttl(settings: Settings) -> float:
+    """How long a shared host slot may be held: longer than any one fetch may take."""
+    longest = settings.total_timeout or settings.connect_timeout + settings.read_timeout
+    return longest * (settings.max_redirects + 1) + 30.0
 
 
 @contextlib.contextmanager

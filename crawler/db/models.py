@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -68,6 +67,8 @@ class CrawlRun(Base):
     pages: Mapped[int] = mapped_column(Integer, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, server_default="0")
     stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # Set when a second process joins: from then on politeness goes through `hosts`.
+    coordinated: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class PageRow(Base):
@@ -183,10 +184,10 @@ class HostRow(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"))
     host: Mapped[str] = mapped_column(Text)
+    # The earliest time the next request may start (delay, crawl-delay, Retry-After).
     next_at: Mapped[datetime] = _now()
-    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    delay: Mapped[float] = mapped_column(Float, server_default="0")
-    pages: Mapped[int] = mapped_column(Integer, server_default="0")
+    # One element per concurrent request allowed: when that slot's lease expires.
+    slots: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
 
 
 class BodyRow(Base):

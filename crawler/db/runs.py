@@ -47,11 +47,15 @@ _UNFINISHED_RUN = text(
     """
 )
 
-_RUNNING_RUN = text(
+_JOIN_RUN = text(
     """
-    SELECT id FROM crawl_runs
-    WHERE crawl_id = :crawl_id AND status = 'running'
-    ORDER BY id DESC LIMIT 1
+    UPDATE crawl_runs SET coordinated = true
+    WHERE id = (
+        SELECT id FROM crawl_runs
+        WHERE crawl_id = :crawl_id AND status = 'running'
+        ORDER BY id DESC LIMIT 1
+    )
+    RETURNING id
     """
 )
 
@@ -113,9 +117,10 @@ async def ensure_crawl(
 
 
 async def join_run(db: Database, crawl: CrawlInfo) -> RunInfo | None:
-    """The crawl's run in progress, to add workers to; None if there is none."""
+    """The crawl's run in progress, to add workers to (from now on its processes share
+    per-host politeness through the database); None if there is none."""
     async with db.transaction() as session:
-        run_id = (await session.execute(_RUNNING_RUN, {"crawl_id": crawl.id})).scalar()
+        run_id = (await session.execute(_JOIN_RUN, {"crawl_id": crawl.id})).scalar()
     return None if run_id is None else RunInfo(int(run_id), crawl, resumed=True)
 
 

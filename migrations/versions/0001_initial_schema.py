@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 02:27:38.370538
+Create Date: 2026-11-26 02:38:17.559642
 
 """
 
@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column(
             "stats", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False
         ),
+        sa.Column("coordinated", sa.Boolean(), server_default="false", nullable=False),
         sa.ForeignKeyConstraint(
             ["crawl_id"],
             ["crawls.id"],
@@ -158,9 +159,7 @@ def upgrade() -> None:
         sa.Column(
             "next_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
         ),
-        sa.Column("blocked_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("delay", sa.Float(), server_default="0", nullable=False),
-        sa.Column("pages", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("slots", postgresql.ARRAY(sa.DateTime(timezone=True)), nullable=False),
         sa.ForeignKeyConstraint(
             ["run_id"],
             ["crawl_runs.id"],
