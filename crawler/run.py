@@ -54,6 +54,7 @@ class Summary:
     resumed: bool
     stats: RunStats
     db_statements: int = 0
+    db_batches: int = 0
     peak_rss_mb: float = 0.0
     exit_code: int = EXIT_OK
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class Summary:
             "loop_lag_ms": s.loop_lag_ms,
             "db_statements": self.db_statements,
             "db_statements_per_page": round(self.db_statements / s.fetched, 2) if s.fetched else 0,
+            "pages_per_write": round(s.fetched / self.db_batches, 1) if self.db_batches else 0,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "exit_code": self.exit_code,
         }
@@ -205,8 +207,11 @@ async def _crawl_run(
         exit_code = EXIT_OK
         watching = watch(pool) if watch is not None else contextlib.nullcontext()
         with _signals(pool) as received, rss.sampling():
-            async with watching:
-                outcome = await pool.run()
+            try:
+                async with watching:
+                    outcome = await pool.run()
+            finally:
+                await sink.close()
             if received:
                 exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
     # Stopped by a signal or by --max-duration: the run stays open, to be resumed.
@@ -226,6 +231,7 @@ async def _crawl_run(
         resumed=run.resumed,
         stats=stats,
         db_statements=db.statements,
+        db_batches=sink.batches,
         peak_rss_mb=rss.peak_mb,
         exit_code=exit_code,
     )
