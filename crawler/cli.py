@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from crawler import __version__, cli_maintenance, cli_reports
-from crawler.config import Settings, load_settings
+from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded, migrate
 from crawler.db.query import run_sql
 from crawler.display import print_json, print_summary, progress, setup_logging
@@ -37,25 +35,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database (the embedded one, or --database-url).")
 app.add_typer(db_app, name="db")
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file (env CRAWLER_CONFIG).")
-]
-DatabaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="PostgreSQL URL (env CRAWLER_DATABASE_URL); default: the embedded server.",
-    ),
-]
-DataDirOpt = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Embedded PostgreSQL's folder (env CRAWLER_DATA_DIR)."),
-]
-
-
-def _settings(config: Path | None, **flags: Any) -> Settings:
-    return load_settings(flags, environ=os.environ, config_file=config)
 
 
 def _tty() -> bool:
@@ -131,9 +110,9 @@ def crawl(
     log_format: Annotated[
         str | None, typer.Option(help="Progress log format: text or json.")
     ] = None,
-) -> int:
+) -> None:
     """Crawl SEED URLs (or resume the crawl --name) into PostgreSQL."""
-    settings = _settings(
+    settings = settings_from(
         config,
         seeds=tuple(seeds or ()),
         name=name,
@@ -173,7 +152,7 @@ def crawl(
         print_json(summary.to_json(), sys.stdout)
     elif not settings.quiet:
         print_summary(summary, tty=tty, out=sys.stdout)
-    return summary.exit_code
+    exit_with(summary.exit_code)
 
 
 @app.command()
@@ -183,9 +162,9 @@ def sql(
     config: ConfigOpt = None,
     database_url: DatabaseUrlOpt = None,
     data_dir_: DataDirOpt = None,
-) -> int:
+) -> None:
     """Run SQL on the crawl database and print the result."""
-    settings = _settings(config, database_url=database_url, data_dir=data_dir_)
+    settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
 
     async def go() -> tuple[list[str], list[tuple[Any, ...]]]:
         async with open_database(settings) as db:
@@ -198,7 +177,6 @@ def sql(
         writer.writerows(rows)
     elif columns:
         _print_table(columns, rows)
-    return 0
 
 
 def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -218,58 +196,56 @@ def psql(
     config: ConfigOpt = None,
     database_url: DatabaseUrlOpt = None,
     data_dir_: DataDirOpt = None,
-) -> int:
+) -> None:
     """Open the bundled psql on the crawl database."""
-    settings = _settings(config, database_url=database_url, data_dir=data_dir_)
+    settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
     if settings.database_url:
         url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
-        return subprocess.call([embedded.psql_path(), url])
+        exit_with(subprocess.call([embedded.psql_path(), url]))
+        return
     folder = data_dir(settings)
     server = embedded.start(folder)
     try:
-        return subprocess.call(embedded.psql_command(server))
+        exit_with(subprocess.call(embedded.psql_command(server)))
     finally:
         if server.started_here and not embedded.kept_running(folder):
             embedded.stop(folder)
 
 
 @db_app.command("start")
-def db_start(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> int:
+def db_start(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
     """Start the embedded PostgreSQL and keep it running; print its URL."""
-    folder = data_dir(_settings(config, data_dir=data_dir_))
+    folder = data_dir(settings_from(config, data_dir=data_dir_))
     server = embedded.start(folder)
     embedded.keep_running(folder, True)
     print(server.url)
-    return 0
 
 
 @db_app.command("stop")
-def db_stop(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> int:
+def db_stop(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
     """Stop the embedded PostgreSQL."""
-    folder = data_dir(_settings(config, data_dir=data_dir_))
+    folder = data_dir(settings_from(config, data_dir=data_dir_))
     embedded.keep_running(folder, False)
     stopped = embedded.stop(folder)
     print("stopped" if stopped else "not running", file=sys.stderr)
-    return 0
 
 
 @db_app.command("url")
-def db_url(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> int:
+def db_url(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
     """Print the URL of the running embedded PostgreSQL."""
-    folder = data_dir(_settings(config, data_dir=data_dir_))
+    folder = data_dir(settings_from(config, data_dir=data_dir_))
     server = embedded.status(folder)
     if server is None:
         raise ConfigError(f"the embedded PostgreSQL in {folder} is not running (crawler db start)")
     print(server.url)
-    return 0
 
 
 @db_app.command("upgrade")
 def db_upgrade(
     config: ConfigOpt = None, database_url: DatabaseUrlOpt = None, data_dir_: DataDirOpt = None
-) -> int:
+) -> None:
     """Apply the schema migrations (to the embedded database or --database-url)."""
-    settings = _settings(config, database_url=database_url, data_dir=data_dir_)
+    settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
 
     async def go() -> None:
         async with open_database(settings, migrate_schema=False) as db:
@@ -277,7 +253,6 @@ def db_upgrade(
 
     asyncio.run(go())
     print("database is at the latest schema", file=sys.stderr)
-    return 0
 
 
 cli_reports.register(app)
