@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import subprocess
 import sys
 from typing import Annotated, Any
@@ -16,12 +17,11 @@ import typer
 
 from crawler import __version__, cli_maintenance, cli_reports
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
-from crawler.db import embedded, migrate
-from crawler.db.query import run_sql
-from crawler.display import print_json, print_summary, progress, setup_logging
+from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
-from crawler.run import crawl as run_crawl
-from crawler.run import data_dir, open_database
+
+# The crawl machinery (aiohttp, SQLAlchemy, Alembic, selectolax) is imported inside the
+# commands that use it, so --help, user mistakes and `db start/stop/url` answer at once.
 
 EXIT_CODES = """Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
 75 another run of the crawl is in progress; 130/143 interrupted (resumable)."""
@@ -41,7 +41,7 @@ def _tty() -> bool:
     return sys.stdout.isatty()
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def crawl(
     seeds: Annotated[
         list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)
@@ -112,6 +112,9 @@ def crawl(
     ] = None,
 ) -> None:
     """Crawl SEED URLs (or resume the crawl --name) into PostgreSQL."""
+    from crawler.display import print_json, print_summary, progress, setup_logging
+    from crawler.run import crawl as run_crawl
+
     settings = settings_from(
         config,
         seeds=tuple(seeds or ()),
@@ -164,6 +167,9 @@ def sql(
     data_dir_: DataDirOpt = None,
 ) -> None:
     """Run SQL on the crawl database and print the result."""
+    from crawler.db.query import run_sql
+    from crawler.run import open_database
+
     settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
 
     async def go() -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -200,10 +206,22 @@ def psql(
     """Open the bundled psql on the crawl database."""
     settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
     if settings.database_url:
-        url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
-        exit_with(subprocess.call([embedded.psql_path(), url]))
+        from crawler.db.database import Database, libpq_parts
+
+        async def check() -> None:
+            db = Database(settings.database_url or "")
+            try:
+                await db.check()
+            finally:
+                await db.dispose()
+
+        asyncio.run(check())
+        # The password goes to psql in its environment, never on a command line (ps shows it).
+        url, password = libpq_parts(settings.database_url)
+        env = {**os.environ, "PGPASSWORD": password} if password else None
+        exit_with(subprocess.call([embedded.psql_path(), url], env=env))
         return
-    folder = data_dir(settings)
+    folder = embedded.data_dir_of(settings)
     server = embedded.start(folder)
     try:
         exit_with(subprocess.call(embedded.psql_command(server)))
@@ -215,7 +233,7 @@ def psql(
 @db_app.command("start")
 def db_start(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
     """Start the embedded PostgreSQL and keep it running; print its URL."""
-    folder = data_dir(settings_from(config, data_dir=data_dir_))
+    folder = embedded.data_dir_of(settings_from(config, data_dir=data_dir_))
     server = embedded.start(folder)
     embedded.keep_running(folder, True)
     print(server.url)
@@ -224,7 +242,7 @@ def db_start(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
 @db_app.command("stop")
 def db_stop(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
     """Stop the embedded PostgreSQL."""
-    folder = data_dir(settings_from(config, data_dir=data_dir_))
+    folder = embedded.data_dir_of(settings_from(config, data_dir=data_dir_))
     embedded.keep_running(folder, False)
     stopped = embedded.stop(folder)
     print("stopped" if stopped else "not running", file=sys.stderr)
@@ -233,7 +251,7 @@ def db_stop(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
 @db_app.command("url")
 def db_url(config: ConfigOpt = None, data_dir_: DataDirOpt = None) -> None:
     """Print the URL of the running embedded PostgreSQL."""
-    folder = data_dir(settings_from(config, data_dir=data_dir_))
+    folder = embedded.data_dir_of(settings_from(config, data_dir=data_dir_))
     server = embedded.status(folder)
     if server is None:
         raise ConfigError(f"the embedded PostgreSQL in {folder} is not running (crawler db start)")
@@ -245,6 +263,9 @@ def db_upgrade(
     config: ConfigOpt = None, database_url: DatabaseUrlOpt = None, data_dir_: DataDirOpt = None
 ) -> None:
     """Apply the schema migrations (to the embedded database or --database-url)."""
+    from crawler.db import migrate
+    from crawler.run import open_database
+
     settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
 
     async def go() -> None:

@@ -17,15 +17,15 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
-from crawler import export as exporter
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
-from crawler.db import reports
 from crawler.errors import ConfigError
-from crawler.run import open_database
+
+if TYPE_CHECKING:
+    from crawler.db import reports
 
 NameOpt = Annotated[
     str | None, typer.Option("--name", help="Crawl name (default: the most recently run crawl).")
@@ -75,7 +75,9 @@ def _print_runs(rows: list[reports.RunRow]) -> None:
 
 
 def _print_changes(changes: reports.Changes) -> None:
-    counts = ", ".join(f"{len(getattr(changes, o))} {o}" for o in reports.OUTCOMES)
+    from crawler.db.reports import OUTCOMES
+
+    counts = ", ".join(f"{len(getattr(changes, o))} {o}" for o in OUTCOMES)
     print(f"crawl {changes.crawl}, run {changes.run_id}: {counts}")
     for outcome, mark in (("new", "+"), ("changed", "~"), ("gone", "-")):
         for url in getattr(changes, outcome):
@@ -138,6 +140,9 @@ def register(app: typer.Typer) -> None:
         pages, errors and page changes."""
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
+        from crawler.db import reports
+        from crawler.run import open_database
+
         async def go() -> list[reports.RunRow]:
             async with open_database(settings) as db:
                 return await reports.list_runs(db, name)
@@ -173,6 +178,9 @@ def register(app: typer.Typer) -> None:
         """Show what a run found: new, changed, unchanged and gone pages."""
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
+        from crawler.db import reports
+        from crawler.run import open_database
+
         async def go() -> reports.Changes:
             async with open_database(settings) as db:
                 return await reports.changes(db, name, run)
@@ -205,6 +213,10 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOpt = None,
     ) -> None:
         """Stream pages, links or fetches as JSON Lines or CSV, in constant memory."""
+        from crawler import export as exporter
+        from crawler.db import reports
+        from crawler.run import open_database
+
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
         # A bar on the terminal, unless the data goes to that same terminal.

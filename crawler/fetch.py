@@ -5,24 +5,38 @@
 from `Settings`, decodes HTML bodies to text, and translates every failure of the network
 or the server into an `error_kind` with a one-line message and a retry hint: `fetch` never
 raises for anything the other side does.
+
+It also refuses to connect to non-public addresses (loopback, private, link-local,
+unspecified, multicast, reserved): IP-literal URLs and redirect targets are checked before
+any request, and host names on the address they resolve to, inside the connector's resolver
+(`GuardedResolver`), so the address checked is the address connected to and a DNS answer that
+changes between two lookups cannot slip through. Hosts in `allowed_private_hosts` (by default
+the seeds' own hosts when they are such addresses) or every host with `allow_private=True`
+are exempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import importlib.util
+import ipaddress
 import re
+import socket
 import ssl
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import quote, urldefrag, urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
+from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
 from crawler.records import FetchResult
@@ -50,6 +64,8 @@ KEPT_HEADERS = frozenset(
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "bad_response"})
+_E = TypeVar("_E", bound=BaseException)
+_AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 _CHUNK = 64 * 1024
 _MESSAGE_MAX = 300
 _META_SCAN = 4096
@@ -94,18 +110,233 @@ class _Exchange:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class Fetcher:
-    """One HTTP client for the process: `async with Fetcher(settings) as f: await f.fetch(url)`."""
+# --- non-public addresses -------------------------------------------------------------------
 
-    def __init__(self, settings: Settings) -> None:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# RFC 6052 NAT64 prefix: its last 32 bits are an IPv4 address the gateway connects to.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class BlockedAddressError(OSError):
+    """A host has no address the crawler may connect to (raised inside the resolver)."""
+
+
+def is_public_address(address: str | IPAddress) -> bool:
+    """True for a globally routable unicast address: what a crawler may connect to.
+
+    False for loopback, private (RFC 1918, fc00::/7), shared (100.64.0.0/10), link-local
+    (169.254.0.0/16, fe80::/10), unspecified, multicast, reserved and documentation ranges,
+    for IPv6 forms that embed such an IPv4 address (::ffff:0:0/96, 64:ff9b::/96, 2002::/16),
+    and for anything that is not an IP address at all.
+    """
+    if isinstance(address, str):
+        try:
+            ip: IPAddress = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+    else:
+        ip = address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public_address(ip.ipv4_mapped)
+        if ip in _NAT64:
+            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None and not is_public_address(ip.sixtofour):
+            return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def normal_host(host: str) -> str:
+    """A host as the address checks compare it: lower-case, no trailing dot, no brackets,
+    IP literals in their standard spelling ("[::1]" and "0:0::1" are both "::1"), names in
+    their ASCII form (what the resolver is asked about: "bücher.test" is "xn--bcher-kva.test").
+    """
+    host = host.strip().lower().rstrip(".")
+    ip = _ip_literal(host)
+    if ip is not None:
+        return str(ip)
+    host = host.strip("[]")
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):  # a name IDNA refuses stays as it is
+            host = host.encode("idna").decode("ascii")
+    return host
+
+
+def _describe(ip: IPAddress) -> str:
+    """What kind of non-public address `ip` is, for messages."""
+    for attribute, name in (
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_unspecified", "unspecified"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(ip, attribute):
+            return name
+    return "non-public"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """Which hosts may be at non-public addresses: all of them, or only `hosts`."""
+
+    allow_all: bool = False
+    hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, *, allow_all: bool = False, hosts: Iterable[str] = ()) -> AddressPolicy:
+        return cls(allow_all, frozenset(normal_host(h) for h in hosts if h))
+
+    def trusts(self, host: str) -> bool:
+        return self.allow_all or normal_host(host) in self.hosts
+
+
+class GuardedResolver(AbstractResolver):
+    """Wraps a resolver and drops the non-public addresses of hosts the policy does not trust.
+
+    The connector connects only to what `resolve` returns, so this is the check that cannot
+    be raced: a host that resolves only to such addresses raises `BlockedAddressError` (an
+    OSError, which aiohttp wraps in `ClientConnectorDNSError`) and nothing is connected to.
+    A host with both kinds keeps its public addresses.
+    """
+
+    def __init__(
+        self, inner: AbstractResolver, policy: AddressPolicy, *, owns_inner: bool = False
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._owns_inner = owns_inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if self._policy.trusts(host):
+            return results
+        kept = [r for r in results if is_public_address(r["host"])]
+        if not kept:
+            shown = ", ".join(sorted({r["host"] for r in results})[:3]) or "nothing"
+            raise BlockedAddressError(f"{host} resolves to a non-public address ({shown})")
+        return kept
+
+    async def close(self) -> None:
+        if self._owns_inner:
+            await self._inner.close()
+
+
+async def private_hosts(
+    urls: Iterable[str],
+    *,
+    resolver: AbstractResolver | None = None,
+    dns_seconds: float = 10.0,
+) -> frozenset[str]:
+    """The hosts of `urls` that are, or resolve to, a non-public address (normalised).
+
+    A run passes its seeds' to `Fetcher(allowed_private_hosts=...)`: crawling
+    http://127.0.0.1:8000/ or http://intranet.local/ is then allowed, for that host only.
+    A name that does not resolve (within `dns_seconds`) is left out.
+    """
+    out: set[str] = set()
+    names: list[str] = []
+    for url in urls:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            continue
+        if not host:
+            continue
+        host = normal_host(host)
+        ip = _ip_literal(host)
+        if ip is not None:
+            if not is_public_address(ip):
+                out.add(host)
+        elif host not in names:
+            names.append(host)
+    if not names:
+        return frozenset(out)
+    owned = resolver is None
+    active = DefaultResolver() if resolver is None else resolver
+    try:
+        answers = await asyncio.gather(
+            *(_resolve_quietly(active, name, dns_seconds) for name in names)
+        )
+    finally:
+        if owned:
+            await active.close()
+    for name, addresses in zip(names, answers, strict=True):
+        if any(not is_public_address(a["host"]) for a in addresses):
+            out.add(name)
+    return frozenset(out)
+
+
+async def _resolve_quietly(
+    resolver: AbstractResolver, host: str, seconds: float
+) -> list[ResolveResult]:
+    try:
+        async with asyncio.timeout(seconds):
+            return await resolver.resolve(host, 0, socket.AF_UNSPEC)
+    except (OSError, ValueError):  # gaierror, TimeoutError, a refused name
+        return []
+
+
+# --- the fetcher ----------------------------------------------------------------------------
+
+
+class Fetcher:
+    """One HTTP client for the process: `async with Fetcher(settings) as f: await f.fetch(url)`.
+
+    `allowed_private_hosts`: hosts that may be at non-public addresses; None (the default)
+    means the hosts of `settings.seeds` that are (`private_hosts`). `allow_private=True`
+    allows every host. `resolver` replaces aiohttp's default resolver (tests pass a fake);
+    the Fetcher closes only the resolver it made.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        allow_private: bool = False,
+        allowed_private_hosts: frozenset[str] | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._allow_private = allow_private
+        self._allowed_private_hosts = allowed_private_hosts
+        self._resolver = resolver
+        self._guard: GuardedResolver | None = None
+        self._policy = AddressPolicy.of(allow_all=allow_private, hosts=allowed_private_hosts or ())
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        """The hosts this fetcher may connect to at non-public addresses (set on open)."""
+        return self._policy
 
     async def __aenter__(self) -> Fetcher:
         if self._session is not None:
             raise RuntimeError("Fetcher is already open")
         s = self._settings
+        inner = DefaultResolver() if self._resolver is None else self._resolver
+        try:
+            if self._allowed_private_hosts is None and not self._allow_private:
+                seeds = await private_hosts(s.seeds, resolver=inner, dns_seconds=s.connect_timeout)
+                self._policy = AddressPolicy.of(hosts=seeds)
+        except BaseException:
+            if self._resolver is None:
+                await inner.close()
+            raise
+        # The connector does not close a resolver it was given: __aexit__ does.
+        self._guard = GuardedResolver(inner, self._policy, owns_inner=self._resolver is None)
         connector = aiohttp.TCPConnector(
+            resolver=self._guard,
             limit=s.concurrency,
             # 0 would mean "unlimited" to aiohttp, never what we want.
             limit_per_host=s.host_concurrency or s.concurrency,
@@ -142,8 +373,13 @@ class Fetcher:
         tb: TracebackType | None,
     ) -> None:
         session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        guard, self._guard = self._guard, None
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            if guard is not None:
+                await guard.close()
 
     async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchResult:
         """GET `url`, following redirects; every failure comes back as an error_kind."""
@@ -164,7 +400,9 @@ class Fetcher:
             # OSError covers TimeoutError (asyncio's included) and raw ssl.SSLError;
             # ValueError covers URLs that yarl refuses (InvalidURL is one).
             kind = _classify(exc, redirected=bool(state.redirects))
-            return _failed(url, state, started, kind, self._message(kind, exc))
+            blocked = _cause(exc, BlockedAddressError)
+            message = self._message(kind, exc if blocked is None else blocked)
+            return _failed(url, state, started, kind, message)
         text = _decode_html(body, state.content_type, state.charset)
         return FetchResult(
             url=url,
@@ -215,6 +453,10 @@ class Fetcher:
                     state.redirects.append(state.url)
                     state.url = target
                     continue
+                coding = resp.headers.get("Content-Encoding")
+                if coding is not None and resp.content_length != 0 and not _decodable(coding):
+                    # aiohttp hands such a body over as it came: compressed bytes, not text.
+                    raise _Failure("bad_content", f"unsupported Content-Encoding {coding[:50]!r}")
                 return await _read_capped(resp.content, self._settings.max_body_bytes)
 
     def _redirect_target(self, state: _Exchange, location: str) -> str:
@@ -242,6 +484,26 @@ class Fetcher:
             usable = False
         if not usable:
             raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
+        # An IP literal never reaches the resolver (aiohttp connects to it directly): check
+        # it here, before any request. Names are checked on what they resolve to.
+        ip = _ip_literal(parts.hostname or "")
+        if ip is not None and not is_public_address(ip) and not self._policy.trusts(str(ip)):
+            raise _Failure(
+                "blocked_address", f"{ip} is a {_describe(ip)} address, not a public one"
+            )
+
+
+def _decodable(coding: str) -> bool:
+    """Is a Content-Encoding value one aiohttp decodes (or raises about), or no coding?
+
+    aiohttp decodes exactly "gzip", "deflate", "br" and "zstd" (case-insensitive; raising if
+    it lacks the library) and passes anything else through untouched: "x-gzip", "gzip, br",
+    "snappy"... Those bodies are not what the Content-Type says.
+    """
+    return (coding.isascii() and coding.lower() in _AIOHTTP_CODINGS) or coding.strip().lower() in (
+        "",
+        "identity",
+    )
 
 
 async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
@@ -261,6 +523,9 @@ async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
 
 def _classify(exc: BaseException, *, redirected: bool) -> str:
     """Map an aiohttp / socket exception to one of our error kinds (order matters)."""
+    if _cause(exc, BlockedAddressError) is not None:
+        # Raised by GuardedResolver; aiohttp wraps it in ClientConnectorDNSError.
+        return "blocked_address"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "dns"
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
@@ -291,14 +556,19 @@ def _classify(exc: BaseException, *, redirected: bool) -> str:
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return _cause(exc, kind) is not None
+
+
+def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    """`exc` or the first exception of type `kind` in its cause / context chain."""
     seen = 0
     cur: BaseException | None = exc
     while cur is not None and seen < 10:
         if isinstance(cur, kind):
-            return True
+            return cur
         cur = cur.__cause__ or cur.__context__
         seen += 1
-    return False
+    return None
 
 
 def _failed(url: str, state: _Exchange, started: float, kind: str, message: str) -> FetchResult:

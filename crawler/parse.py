@@ -9,6 +9,10 @@ is the first `<base href>` (itself resolved against the page URL) or else the pa
 selectolax leaves `<base>` alone, so this module applies it. Every link comes back in
 document order, repeats included; the pool decides which ones to follow.
 
+Extraction rules (`crawler.extract`, compiled once by the caller) read the same tree: their
+selectors run before `<script>` and `<style>` are stripped, so a rule can select a JSON-LD
+block, and the text of their matches is read after. Their fields come back in `Page.data`.
+
 Garbage in gives a sparse `Page` out, never an exception: broken markup, binary noise,
 lone surrogates. Bounded output: at most `MAX_LINKS` links, `MAX_ANCHOR_CHARS` of anchor
 text each, `MAX_TEXT_CHARS` of body text. The tree builder's own cost grows with the square
@@ -21,6 +25,7 @@ from __future__ import annotations
 import ada_url
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from crawler.extract import CODE_TAGS, CompiledRules, begin
 from crawler.records import Link, Page
 from crawler.urls import resolve, resolve_all
 
@@ -30,8 +35,8 @@ MAX_LINKS = 10_000
 MAX_ANCHOR_CHARS = 1_000
 MAX_TEXT_CHARS = 1_000_000
 
-# Never text, not even of an anchor: removed right after parsing.
-_CODE = ["script", "style", "template"]
+# Never text, not even of an anchor: removed right after parsing (and extraction's selectors).
+_CODE = list(CODE_TAGS)
 # Not visible text either, but read first (the title; links inside <noscript>), then removed
 # before the body text is taken. A <title> in <body>, or an SVG tooltip, is not page text.
 _INVISIBLE = ["noscript", "title"]
@@ -158,11 +163,16 @@ def _text(tree: LexborHTMLParser) -> str:
     return _collapse(raw)[:MAX_TEXT_CHARS].rstrip()
 
 
-def parse_html(html: str, url: str) -> Page:
-    """Parse one HTML document fetched from `url` (the final URL, after redirects)."""
+def parse_html(html: str, url: str, rules: CompiledRules | None = None) -> Page:
+    """Parse one HTML document fetched from `url` (the final URL, after redirects), taking
+    the fields of the extraction `rules` too (Page.data; empty without rules)."""
     tree = LexborHTMLParser(html)
-    tree.strip_tags(_CODE, recursive=True)
+    # <base> cannot hide in script, style or template content: the base is the same with
+    # or without them, and rules may select them (JSON-LD), so they go after the selectors.
     base = _document_base(tree, url)
+    pending = begin(tree, rules, base) if rules else None
+    tree.strip_tags(_CODE, recursive=True)
+    data = pending.finish() if pending is not None else {}
     description, meta_robots = _meta(tree)
     # Order matters: everything that reads <title> or <noscript> runs before _text strips
     # them from the tree.
@@ -180,4 +190,5 @@ def parse_html(html: str, url: str) -> Page:
         text=_text(tree),
         meta_robots=meta_robots,
         links=links,
+        data=data,
     )

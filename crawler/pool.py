@@ -452,7 +452,7 @@ class Pool:
         queued = await self._with_db(lambda: self.sink.complete(record))
         self.known.update(record.enqueue)
         self.stats.count(record.fetch)
-        if record.page is not None:
+        if record.page is not None or record.not_modified:
             self.stats.pages += 1
         if queued > 0:
             self.stats.queued += queued

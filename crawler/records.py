@@ -106,7 +106,7 @@ class PageRecord:
 class RunStats:
     """Counters of one process's share of a run (mutable: the pool counts into it)."""
 
-    pages: int = 0  # HTML pages stored
+    pages: int = 0  # HTML pages stored or confirmed unchanged (304)
     fetched: int = 0  # tasks completed: fetched, failed, or refused by robots.txt
     errors: int = 0
     queued: int = 0

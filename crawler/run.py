@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,12 +86,6 @@ class Summary:
         }
 
 
-def data_dir(settings: Settings) -> Path:
-    return (
-        Path(settings.data_dir).expanduser() if settings.data_dir else embedded.default_data_dir()
-    )
-
-
 @asynccontextmanager
 async def open_database(
     settings: Settings, *, migrate_schema: bool = True
@@ -103,7 +96,7 @@ async def open_database(
     if settings.database_url:
         url = settings.database_url
     else:
-        server = await asyncio.to_thread(embedded.start, data_dir(settings))
+        server = await asyncio.to_thread(embedded.start, embedded.data_dir_of(settings))
         url = normalise_database_url(server.url)
     db = Database(
         url, pool_size=settings.concurrency + 2, application_name=f"crawler-{os.getpid()}"

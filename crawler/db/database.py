@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sqlalchemy import Executable, Row, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -44,6 +45,17 @@ def is_disconnect(exc: DBAPIError) -> bool:
         or code.startswith("08")
         or code in ("57P01", "57P02", "57P03")
     )
+
+
+def libpq_parts(url: str) -> tuple[str, str | None]:
+    """A libpq URL (postgresql://) without its password, and the password."""
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    password = unquote(parts.password) if parts.password is not None else None
+    netloc = parts.netloc.rsplit("@", 1)
+    if len(netloc) == 2:
+        user = netloc[0].split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}@{netloc[1]}")
+    return urlunsplit(parts), password
 
 
 def redact(url: str) -> str:

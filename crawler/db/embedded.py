@@ -31,6 +31,7 @@ from pathlib import Path
 
 import platformdirs
 
+from crawler.config import Settings
 from crawler.errors import DatabaseUnavailable
 
 DATABASE = "crawler"
@@ -56,6 +57,11 @@ def default_data_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/crawler")
     return Path(platformdirs.user_data_dir("crawler"))
+
+
+def data_dir_of(settings: Settings) -> Path:
+    """The embedded server's folder for these settings."""
+    return Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
 
 
 def _bin_dir() -> Path:

@@ -88,7 +88,8 @@ _FINISH_RUN = text(
     UPDATE crawl_runs SET
         status = CASE WHEN status = 'finished' THEN status ELSE :status END,
         finished_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END,
-        pages = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NULL),
+        pages = (SELECT count(*) FROM fetches
+                 WHERE run_id = :run_id AND outcome IN ('new', 'changed', 'unchanged')),
         errors = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NOT NULL),
         stats = CAST(:stats AS jsonb)
     WHERE id = :run_id
