@@ -10,35 +10,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from crawler.config import load_settings
+from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
 from crawler.extract import compile_rules
 from crawler.reparse import ReparseResult, reparse
 from crawler.run import open_database
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="TOML config file with the [extract] rules (env CRAWLER_CONFIG)."
-    ),
-]
-DatabaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="PostgreSQL URL (env CRAWLER_DATABASE_URL); default: the embedded server.",
-    ),
-]
-DataDirOpt = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Embedded PostgreSQL's folder (env CRAWLER_DATA_DIR)."),
-]
 
 
 def _summary(result: ReparseResult) -> str:
@@ -68,15 +48,11 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[
             bool, typer.Option("--json", help="Print one JSON object on stdout.")
         ] = False,
-    ) -> int:
+    ) -> None:
         """Parse the crawl's stored bodies again (kept by crawl --store-body), without
         fetching: updates the pages' parsed columns and, with extraction rules in the
         config, pages.data (which becomes exactly those rules' fields). Links are kept."""
-        settings = load_settings(
-            {"name": name, "database_url": database_url, "data_dir": data_dir},
-            environ=os.environ,
-            config_file=config,
-        )
+        settings = settings_from(config, name=name, database_url=database_url, data_dir=data_dir)
         rules = compile_rules(settings.extract)
         progress = _show_progress if sys.stderr.isatty() and not json_out else None
 
@@ -92,4 +68,3 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write("\n")
         else:
             print(_summary(result))
-        return 0

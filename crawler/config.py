@@ -60,6 +60,10 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     max_redirects: int = 10
     max_url_length: int = 2048
+    max_pages_per_host: int = 0
+    max_path_segments: int = 20
+    max_segment_repeats: int = 3
+    max_query_variants: int = 200
     retries: int = 2
     lease_seconds: float = 120.0
     max_duration: float = 0.0
@@ -79,6 +83,10 @@ class Settings:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{_flag(key)} must be greater than 0")
         non_negative = (
+            "max_pages_per_host",
+            "max_path_segments",
+            "max_segment_repeats",
+            "max_query_variants",
             "max_duration",
             "revisit_after",
             "database_wait",

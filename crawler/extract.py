@@ -94,10 +94,6 @@ class CompiledRules:
     def __len__(self) -> int:
         return len(self.rules)
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(rule.name for rule in self.rules)
-
 
 def _compile(rule: ExtractRule) -> CompiledRule:
     where = f"extract rule {rule.name!r}"

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 from crawler.config import Settings
 from crawler.errors import DatabaseUnavailable
+from crawler.extract import CompiledRules
 from crawler.parse import parse_html
 from crawler.politeness import HostClock, backoff
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
@@ -40,6 +41,7 @@ ROBOTS_RETRY_TTL = 30.0
 ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
 KNOWN_URLS = 50_000
+PARSE_IN_THREAD = 100_000  # characters
 MAX_RETRY_AFTER = 3600.0
 HOST_BUSY_WAIT = 0.2
 MAX_SITEMAPS = 50
@@ -115,6 +117,7 @@ class Pool:
         already_fetched: int = 0,
         sitemap_origins: tuple[str, ...] = (),
         gate: HostGate | None = None,
+        rules: CompiledRules | None = None,
     ) -> None:
         self.settings = settings
         self.scope = scope
@@ -138,6 +141,7 @@ class Pool:
         self.lags: deque[float] = deque(maxlen=200_000)
         self.known = KnownUrls(KNOWN_URLS)
         self.gate = gate
+        self.rules = rules
         self.sitemap_origins = sitemap_origins
         self.sitemaps_done = not sitemap_origins
         self.open_rows = 0
@@ -360,6 +364,12 @@ class Pool:
             self.known.update(follow)
             self.stats.skipped += 1
             return
+        if task.attempts == 1 and not (budget := self.scope.charge(task.url)).follow:
+            result = FetchResult(
+                task.url, task.url, None, None, error_kind="host_budget", error=budget.reason
+            )
+            await self._complete(PageRecord(task, result, None, None))
+            return
         result = await self._fetch(task.url, _validators(task))
         if result.retryable and task.attempts <= self.settings.retries:
             self.stats.retries += 1
@@ -375,7 +385,7 @@ class Pool:
                 PageRecord(task, result, None, None, follow, task.depth + 1, not_modified=True)
             )
             return
-        await self._complete(self._record(task, result))
+        await self._complete(await self._record(task, result))
 
     def _due(self, task: CrawlTask) -> bool:
         """Fetch now? Not when --revisit-after says the last fetch is recent enough, unless a
@@ -423,7 +433,7 @@ class Pool:
             return min(retry_after, self.settings.max_crawl_delay * 10)
         return backoff(attempt)
 
-    def _record(self, task: CrawlTask, result: FetchResult) -> PageRecord:
+    async def _record(self, task: CrawlTask, result: FetchResult) -> PageRecord:
         if result.error_kind is not None:
             return PageRecord(task, result, None, None)
         status = result.status or 0
@@ -437,7 +447,12 @@ class Pool:
             return PageRecord(task, result, None, None, tuple(target), task.depth)
         if result.text is None or not _is_html(result.content_type):
             return PageRecord(task, result, None, None)
-        page = parse_html(result.text, result.final_url)
+        if len(result.text) > PARSE_IN_THREAD:
+            # Big or deeply nested documents take lexbor long (it grows with the square of
+            # the nesting depth); it releases the GIL, so the loop keeps turning meanwhile.
+            page = await asyncio.to_thread(parse_html, result.text, result.final_url, self.rules)
+        else:
+            page = parse_html(result.text, result.final_url, self.rules)
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         follow: tuple[str, ...] = ()
         if not page.nofollow:
@@ -516,6 +531,10 @@ class Pool:
                 return cached[1]
             result = await self._fetch(key + "/robots.txt")
             status = result.status if result.error_kind is None else None
+            if result.error_kind == "blocked_address":
+                # Refused host: there is no robots.txt to obey; each fetch is refused, and
+                # recorded, by the fetcher itself.
+                status = 404
             policy = RobotsPolicy.from_response(status, result.body, self.settings.user_agent)
             ttl = ROBOTS_RETRY_TTL if policy.temporary else ROBOTS_TTL
             self.robots[key] = (time.monotonic() + ttl, policy)

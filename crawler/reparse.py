@@ -3,7 +3,8 @@
 No HTTP at all: the bodies come from the `bodies` table (kept by `crawl --store-body`), in
 batches read by keyset pagination (`crawler.db.bodies`), parsed in a worker thread (lexbor
 releases the GIL while it builds a tree; the event loop stays free), and written back one
-statement a batch, so memory stays flat however large the crawl.
+statement a batch while the next batch is read and parsed. At most two batches are in
+memory, so memory stays flat however large the crawl.
 
 What is written: the parsed columns of `pages` (title, description, canonical, lang, h1,
 text, meta_robots) and, when extraction rules are given, `pages.data`, which becomes exactly
@@ -19,6 +20,7 @@ not stored, so a page whose encoding was named only there is read as UTF-8.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -89,21 +91,41 @@ async def reparse(
         raise ConfigError(f"there is no crawl named {name!r}")
     result = ReparseResult(crawl=crawl.name)
     after = 0
-    while True:
-        batch = await bodies.page_batch(
-            db, crawl.id, after, limit=batch_pages, max_bytes=batch_bytes
-        )
-        if not batch:
-            return result
-        after = batch[-1].id
-        parsed, missing = await asyncio.to_thread(_parse_batch, batch, rules)
-        changed = await bodies.write_reparsed(db, parsed)
-        result = ReparseResult(
-            crawl=result.crawl,
-            pages=result.pages + len(batch),
-            reparsed=result.reparsed + len(parsed),
-            changed=result.changed + changed,
-            missing=result.missing + missing,
-        )
-        if progress is not None:
-            progress(result)
+    # One batch is written while the next is read and parsed: two batches in memory at most.
+    writing: asyncio.Task[int] | None = None
+    counts = (0, 0, 0)  # pages, reparsed and missing of the batch being written
+    try:
+        while True:
+            batch = await bodies.page_batch(
+                db, crawl.id, after, limit=batch_pages, max_bytes=batch_bytes
+            )
+            parsed: list[bodies.Reparsed] = []
+            missing = 0
+            if batch:
+                after = batch[-1].id
+                parsed, missing = await asyncio.to_thread(_parse_batch, batch, rules)
+            if writing is not None:
+                result = _add(result, counts, await writing)
+                writing = None
+                if progress is not None:
+                    progress(result)
+            if not batch:
+                return result
+            writing = asyncio.create_task(bodies.write_reparsed(db, parsed))
+            counts = (len(batch), len(parsed), missing)
+    finally:
+        if writing is not None:  # failed or cancelled half way: nothing left running
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writing
+
+
+def _add(result: ReparseResult, batch: tuple[int, int, int], changed: int) -> ReparseResult:
+    pages, reparsed, missing = batch
+    return ReparseResult(
+        crawl=result.crawl,
+        pages=result.pages + pages,
+        reparsed=result.reparsed + reparsed,
+        changed=result.changed + changed,
+        missing=result.missing + missing,
+    )

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -29,7 +28,8 @@ from crawler.db.hosts import PgHostGate
 from crawler.db.query import other_clients
 from crawler.db.store import PgPageSink
 from crawler.errors import ConfigError, RunLocked
-from crawler.fetch import Fetcher
+from crawler.extract import CompiledRules, compile_rules
+from crawler.fetch import Fetcher, private_hosts
 from crawler.pool import Pool
 from crawler.records import RunStats
 from crawler.scope import Scope
@@ -130,6 +130,7 @@ async def crawl(
 ) -> Summary:
     """Run (or resume, or join) the crawl that `settings` describe, to the end or a signal."""
     name = settings.crawl_name
+    rules = compile_rules(settings.extract) if settings.extract else None  # bad CSS: exit 2
     async with open_database(settings) as db:
         crawl_info = await runs.find_crawl(db, name)
         if crawl_info is None and not settings.seeds:
@@ -138,7 +139,7 @@ async def crawl(
         lock = runs.CrawlLock(db, crawl_info.id)
         try:
             run = await _start_run(db, lock, crawl_info, new_run=new_run, join=join)
-            return await _crawl_run(db, settings, crawl_info, run, watch)
+            return await _crawl_run(db, settings, crawl_info, run, watch, rules)
         finally:
             with contextlib.suppress(Exception):
                 await lock.release()
@@ -172,6 +173,7 @@ async def _crawl_run(
     crawl_info: runs.CrawlInfo,
     run: runs.RunInfo,
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None,
+    rules: CompiledRules | None,
 ) -> Summary:
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
@@ -181,7 +183,11 @@ async def _crawl_run(
     rss = _PeakRss()
     # A seed's own host may be on a private or loopback address (an intranet, a local test
     # server); other hosts only with --allow-private.
-    seed_hosts = frozenset(urlsplit(seed).hostname or "" for seed in crawl_info.seeds)
+    seed_hosts = (
+        frozenset()
+        if settings.allow_private
+        else await private_hosts(crawl_info.seeds, dns_seconds=settings.connect_timeout)
+    )
     fetcher_ = Fetcher(
         settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
     )
@@ -196,6 +202,7 @@ async def _crawl_run(
             already_fetched=already,
             sitemap_origins=origins,
             gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
+            rules=rules,
         )
         exit_code = EXIT_OK
         watching = watch(pool) if watch is not None else contextlib.nullcontext()

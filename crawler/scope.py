@@ -164,18 +164,16 @@ class Scope:
     @classmethod
     def from_settings(cls, settings: Settings, seeds: tuple[str, ...]) -> Scope:
         hosts = settings.allow_hosts or tuple(urlsplit(s).hostname or "" for s in seeds)
-        variants = _setting(settings, "max_query_variants", DEFAULT_MAX_QUERY_VARIANTS)
-        per_host = _setting(settings, "max_pages_per_host", 0)
+        variants = settings.max_query_variants
+        per_host = settings.max_pages_per_host
         return cls(
             hosts=frozenset(h.lower().strip() for h in hosts if h),
             include=tuple(re.compile(p) for p in settings.include),
             exclude=tuple(re.compile(p) for p in settings.exclude),
             max_depth=settings.max_depth,
             max_url_length=settings.max_url_length,
-            max_path_segments=_setting(settings, "max_path_segments", DEFAULT_MAX_PATH_SEGMENTS),
-            max_segment_repeats=_setting(
-                settings, "max_segment_repeats", DEFAULT_MAX_SEGMENT_REPEATS
-            ),
+            max_path_segments=settings.max_path_segments,
+            max_segment_repeats=settings.max_segment_repeats,
             query_guard=QueryVariantGuard(variants) if variants else None,
             host_budget=HostBudget(per_host) if per_host else None,
         )
@@ -226,13 +224,6 @@ class Scope:
         if self.host_budget is None or self.host_budget.take(_host(url)):
             return FOLLOW
         return Decision(False, f"max pages per host ({self.host_budget.max_pages}) reached")
-
-
-def _setting(settings: Settings, name: str, default: int) -> int:
-    # Trap and budget limits read from Settings when it has them (issue 4 adds the fields);
-    # until then, the defaults above apply.
-    value = getattr(settings, name, default)
-    return int(value)
 
 
 def _path(url: str) -> str:

@@ -2,6 +2,9 @@
 
 An aiohttp.web app serves well-formed HTTP; a raw asyncio socket server sends the bytes
 aiohttp.web would refuse to (broken framing, huge headers, no Content-Type, dropped bodies).
+The servers are on loopback, a non-public address: the fetcher is told to allow 127.0.0.1
+(as a run does when its seed is there), and the last section checks that it refuses it, and
+`localhost`, otherwise.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ SETTINGS = Settings(
 )
 
 HTML = "text/html"
+LOOPBACK = frozenset({"127.0.0.1"})
 
 
 # --- the aiohttp.web app ----------------------------------------------------------------
@@ -190,8 +194,30 @@ async def many_headers(request: web.Request) -> web.Response:
     )
 
 
+async def to_private(request: web.Request) -> web.Response:
+    # 10.255.255.1 is never connected to: the IP literal is refused before any request.
+    return web.Response(status=302, headers={"Location": "http://10.255.255.1/admin"})
+
+
+async def to_localhost(request: web.Request) -> web.Response:
+    location = f"http://localhost:{request.query['port']}/utf8"
+    return web.Response(status=302, headers={"Location": location})
+
+
+# Paths the app was asked for since the `server` fixture started (tests run one at a time).
+served: list[str] = []
+
+
+@web.middleware
+async def record_hits(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    served.append(request.path_qs)
+    return await handler(request)
+
+
 def make_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[record_hits])
     app.router.add_get("/utf8", utf8)
     app.router.add_get("/latin1-header", latin1_header)
     app.router.add_get("/latin1-meta", latin1_meta)
@@ -206,6 +232,8 @@ def make_app() -> web.Application:
     app.router.add_get("/to-ftp", to_ftp)
     app.router.add_get("/no-location", no_location)
     app.router.add_get("/to-port", to_port)
+    app.router.add_get("/to-private", to_private)
+    app.router.add_get("/to-localhost", to_localhost)
     app.router.add_get("/slow-body", slow_body)
     app.router.add_get("/trickle", trickle)
     app.router.add_get("/endless", endless)
@@ -220,6 +248,7 @@ def make_app() -> web.Application:
 
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
+    served.clear()
     async with TestServer(make_app(), host="127.0.0.1", port=0) as srv:
         yield str(srv.make_url("")).rstrip("/")
 
@@ -328,7 +357,7 @@ async def raw() -> AsyncIterator[str]:
 
 
 async def fetch(url: str, settings: Settings = SETTINGS, **kwargs: object) -> FetchResult:
-    async with Fetcher(settings) as fetcher:
+    async with Fetcher(settings, allowed_private_hosts=LOOPBACK) as fetcher:
         return await fetcher.fetch(url, **kwargs)  # type: ignore[arg-type]
 
 
@@ -662,6 +691,58 @@ async def test_only_useful_headers_are_kept(server: str) -> None:
 
 
 async def test_one_fetcher_many_fetches(server: str) -> None:
-    async with Fetcher(SETTINGS) as fetcher:
+    async with Fetcher(SETTINGS, allowed_private_hosts=LOOPBACK) as fetcher:
         results = await asyncio.gather(*(fetcher.fetch(server + "/utf8") for _ in range(20)))
     assert all(r.ok and r.status == 200 for r in results)
+
+
+# --- non-public addresses -----------------------------------------------------------------
+
+
+async def test_loopback_is_refused_without_an_allowance(server: str) -> None:
+    async with Fetcher(SETTINGS) as fetcher:  # no seeds, nothing allowed
+        result = await fetcher.fetch(server + "/utf8")
+    assert result.error_kind == "blocked_address"
+    assert result.retryable is False
+    assert result.status is None
+    assert result.error is not None and "127.0.0.1" in result.error
+    assert served == []  # refused before connecting
+
+
+async def test_seed_hosts_at_private_addresses_are_allowed_by_default(server: str) -> None:
+    settings = Settings(seeds=(server + "/",))
+    async with Fetcher(settings) as fetcher:
+        result = await fetcher.fetch(server + "/utf8")
+        assert fetcher.address_policy.hosts == frozenset({"127.0.0.1"})
+    assert_ok(result)
+    assert served == ["/utf8"]
+
+
+async def test_allow_private_allows_every_host(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    async with Fetcher(SETTINGS, allow_private=True) as fetcher:
+        result = await fetcher.fetch(f"http://localhost:{port}/utf8")
+    assert_ok(result)
+    assert result.text == "<p>héllo €</p>"
+
+
+async def test_redirect_to_a_private_ip_literal_is_refused_before_connecting(server: str) -> None:
+    result = await fetch(server + "/to-private")
+    assert result.error_kind == "blocked_address"
+    assert result.retryable is False
+    assert result.status == 302
+    assert result.final_url == server + "/to-private"
+    assert result.header("location") == "http://10.255.255.1/admin"
+    assert result.error == "10.255.255.1 is a private address, not a public one"
+
+
+async def test_redirect_to_a_name_of_a_private_address_is_refused(server: str) -> None:
+    """`localhost` is not the allowed `127.0.0.1`: refused on the address it resolves to."""
+    port = server.rsplit(":", 1)[1]
+    result = await fetch(server + f"/to-localhost?port={port}")
+    assert result.error_kind == "blocked_address", result.error
+    assert result.redirects == (server + f"/to-localhost?port={port}",)
+    assert result.final_url == f"http://localhost:{port}/utf8"
+    assert result.status is None
+    assert result.error is not None and "localhost" in result.error
+    assert served == [f"/to-localhost?port={port}"]  # the target was never asked
