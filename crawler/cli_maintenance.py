@@ -58,7 +58,13 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> ReparseResult:
             async with open_database(settings) as db:
-                return await reparse(db, name, rules, progress=progress)
+                return await reparse(
+                    db,
+                    name,
+                    rules,
+                    obey_meta_robots=settings.obey_meta_robots,
+                    progress=progress,
+                )
 
         result = asyncio.run(go())
         if progress is not None:

@@ -53,6 +53,7 @@ class Settings:
     delay: float = 0.0
     max_crawl_delay: float = 30.0
     ignore_robots: bool = False
+    obey_meta_robots: bool = True
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     total_timeout: float = 60.0

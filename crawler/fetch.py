@@ -403,7 +403,7 @@ class Fetcher:
             blocked = _cause(exc, BlockedAddressError)
             message = self._message(kind, exc if blocked is None else blocked)
             return _failed(url, state, started, kind, message)
-        text = _decode_html(body, state.content_type, state.charset)
+        text = decode_html(body, state.content_type, state.charset)
         return FetchResult(
             url=url,
             final_url=state.url,
@@ -652,7 +652,7 @@ def _codec(label: str | None) -> str | None:
     return info.name
 
 
-def _decode_html(body: bytes, content_type: str | None, charset: str | None) -> str | None:
+def decode_html(body: bytes, content_type: str | None, charset: str | None) -> str | None:
     """The body as text if it is HTML, else None.
 
     The order follows the HTML standard's encoding sniffing: a byte order mark wins, then the

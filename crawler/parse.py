@@ -22,6 +22,8 @@ the body-size cap at fetch time is what bounds the worst case.
 
 from __future__ import annotations
 
+import dataclasses
+
 import ada_url
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -29,7 +31,7 @@ from crawler.extract import CODE_TAGS, CompiledRules, begin
 from crawler.records import Link, Page
 from crawler.urls import resolve, resolve_all
 
-__all__ = ["MAX_ANCHOR_CHARS", "MAX_LINKS", "MAX_TEXT_CHARS", "parse_html"]
+__all__ = ["MAX_ANCHOR_CHARS", "MAX_LINKS", "MAX_TEXT_CHARS", "parse_html", "stored_page"]
 
 MAX_LINKS = 10_000
 MAX_ANCHOR_CHARS = 1_000
@@ -192,3 +194,12 @@ def parse_html(html: str, url: str, rules: CompiledRules | None = None) -> Page:
         links=links,
         data=data,
     )
+
+
+def stored_page(page: Page, *, obey_meta_robots: bool) -> Page:
+    """What the crawler keeps of a parsed page: all of it, except that a page whose meta
+    robots say noindex keeps no text (when they are obeyed). Its extracted data stays: the
+    rules are the user's own request. One rule for the crawl and for `crawler reparse`."""
+    if obey_meta_robots and page.noindex:
+        return dataclasses.replace(page, text="")
+    return page

@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 from crawler.config import Settings
 from crawler.errors import DatabaseUnavailable
 from crawler.extract import CompiledRules
-from crawler.parse import parse_html
+from crawler.parse import parse_html, stored_page
 from crawler.politeness import HostClock, backoff
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.robots import RobotsPolicy
@@ -41,6 +41,9 @@ ROBOTS_RETRY_TTL = 30.0
 ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
 KNOWN_URLS = 50_000
+SATURATED_PAUSE = 0.01
+MAX_LOOKAHEAD = 8  # batches claimed ahead when every queued task's host is busy
+POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task goes back
 PARSE_IN_THREAD = 100_000  # characters
 MAX_RETRY_AFTER = 3600.0
 HOST_BUSY_WAIT = 0.2
@@ -98,6 +101,7 @@ class PageSink(Protocol):
     async def complete(self, record: PageRecord) -> int: ...
     async def retry_later(self, task: CrawlTask, fetch: FetchResult, delay: float) -> None: ...
     async def skip(self, task: CrawlTask, enqueue: tuple[str, ...], depth: int) -> int: ...
+    async def postpone(self, task: CrawlTask, delay: float) -> None: ...
     async def stored_links(self, url: str) -> list[tuple[str, bool]]: ...
     async def enqueue_listed(
         self, entries: list[tuple[str, datetime | None]], depth: int
@@ -141,6 +145,7 @@ class Pool:
         self.lags: deque[float] = deque(maxlen=200_000)
         self.known = KnownUrls(KNOWN_URLS)
         self.gate = gate
+        self.waiting_on_hosts = 0
         self.rules = rules
         self.sitemap_origins = sitemap_origins
         self.sitemaps_done = not sitemap_origins
@@ -190,7 +195,10 @@ class Pool:
                 return "limit"
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 return "timeout"
-            if self.queue.qsize() >= batch:
+            # Claim ahead of the workers; further ahead while they find only busy hosts'
+            # tasks, so other hosts' work comes into view.
+            ahead = batch * (MAX_LOOKAHEAD if self.waiting_on_hosts else 1)
+            if self.queue.qsize() >= ahead:
                 await self._wait(1.0)
                 continue
             n = batch if self.budget is None else min(batch, self.budget)
@@ -342,6 +350,15 @@ class Pool:
     async def _worker(self) -> None:
         while True:
             task = await self.queue.get()
+            if self._saturated(task.url) and not self.queue.empty():
+                # Its host has every slot busy: take another host's task first, rather than
+                # wait here while other hosts could be crawled.
+                self.queue.put_nowait(task)
+                self.waiting_on_hosts += 1
+                self.progress.set()
+                await asyncio.sleep(SATURATED_PAUSE)
+                continue
+            self.waiting_on_hosts = 0
             try:
                 await self._handle(task)
             except DatabaseUnavailable:
@@ -370,6 +387,12 @@ class Pool:
             )
             await self._complete(PageRecord(task, result, None, None))
             return
+        wait = self._host_wait(task.url)
+        if wait > POSTPONE_AFTER:
+            # The host asked us to stay away (Retry-After, backoff): give the task back for
+            # later rather than hold a worker that other hosts could use meanwhile.
+            await self._with_db(lambda: self.sink.postpone(task, wait))
+            return
         result = await self._fetch(task.url, _validators(task))
         if result.retryable and task.attempts <= self.settings.retries:
             self.stats.retries += 1
@@ -386,6 +409,14 @@ class Pool:
             )
             return
         await self._complete(await self._record(task, result))
+
+    def _saturated(self, url: str) -> bool:
+        slot = self.host_slots.get(host_key(url))
+        return slot is not None and slot.locked()
+
+    def _host_wait(self, url: str) -> float:
+        clock = self.host_clocks.get(host_key(url))
+        return 0.0 if clock is None else clock.waiting(time.monotonic())
 
     def _due(self, task: CrawlTask) -> bool:
         """Fetch now? Not when --revisit-after says the last fetch is recent enough, unless a
@@ -429,6 +460,8 @@ class Pool:
 
     def _retry_delay(self, result: FetchResult, attempt: int) -> float:
         retry_after = _retry_after(result.header("retry-after"))
+        if retry_after is None and result.status in (429, 503):
+            return max(backoff(attempt), self._host_wait(result.url))
         if retry_after is not None:
             return min(retry_after, self.settings.max_crawl_delay * 10)
         return backoff(attempt)
@@ -455,11 +488,13 @@ class Pool:
             page = parse_html(result.text, result.final_url, self.rules)
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         follow: tuple[str, ...] = ()
-        if not page.nofollow:
+        obey = self.settings.obey_meta_robots
+        if not (obey and page.nofollow):
             known = self.known
-            candidates = {url for url, _text, nofollow in page.links if not nofollow}
+            candidates = {url for url, _text, nofollow in page.links if not (obey and nofollow)}
             fresh = [url for url in candidates if url not in known]
             follow = tuple(self.scope.filter(fresh, task.depth + 1))
+        page = stored_page(page, obey_meta_robots=obey)
         body = result.body if self.settings.store_body else None
         return PageRecord(task, result, page, digest, follow, task.depth + 1, body=body)
 
@@ -495,13 +530,15 @@ class Pool:
                     with contextlib.suppress(DatabaseUnavailable):
                         await self.gate.release(host, shared[0])
             if result.status in (429, 503):
+                now = time.monotonic()
                 retry_after = _retry_after(result.header("retry-after"))
                 if retry_after is not None:
-                    seconds = min(retry_after, MAX_RETRY_AFTER)
-                    clock.block_until(time.monotonic() + seconds)
-                    if shared is not None and self.gate is not None:
-                        with contextlib.suppress(DatabaseUnavailable):
-                            await self.gate.block(host, seconds)
+                    clock.block_until(now + min(retry_after, MAX_RETRY_AFTER))
+                else:
+                    clock.throttled(now)
+                if shared is not None and self.gate is not None:
+                    with contextlib.suppress(DatabaseUnavailable):
+                        await self.gate.block(host, clock.waiting(now))
             return result
 
     async def _shared_slot(self, host: str, clock: HostClock) -> tuple[int, float] | None:

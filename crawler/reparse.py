@@ -9,8 +9,10 @@ memory, so memory stays flat however large the crawl.
 What is written: the parsed columns of `pages` (title, description, canonical, lang, h1,
 text, meta_robots) and, when extraction rules are given, `pages.data`, which becomes exactly
 the fields of those rules, as a crawl with them would have stored. Without rules
-`pages.data` is left as it is. Links stay as they were fetched: they are the crawl's link
-graph, and rewriting them would cost some forty row deletes and inserts a page.
+`pages.data` is left as it is. A noindex page keeps no text and no data, as in a crawl
+(unless meta robots are not obeyed: `obey_meta_robots = false`). Links stay as they were
+fetched: they are the crawl's link graph, and rewriting them would cost some forty row
+deletes and inserts a page.
 
 Bodies are decoded as the fetcher decodes them (byte order mark, then `<meta charset>`, then
 UTF-8 with replacement), except that the Content-Type charset of the original response is
@@ -30,8 +32,8 @@ from crawler.errors import ConfigError
 from crawler.extract import CompiledRules
 
 # The fetcher's decoder, so a stored body reads as it read when it was fetched.
-from crawler.fetch import _decode_html
-from crawler.parse import parse_html
+from crawler.fetch import decode_html
+from crawler.parse import parse_html, stored_page
 
 BATCH_PAGES = 200
 BATCH_BYTES = 4 << 20  # compressed body bytes read at once (one page more if it is larger)
@@ -54,12 +56,12 @@ Progress = Callable[[ReparseResult], None]
 
 def decode_body(body: bytes) -> str:
     """A stored HTML body as text (it was HTML when fetched: pages holds nothing else)."""
-    text = _decode_html(body, "text/html", None)
+    text = decode_html(body, "text/html", None)
     return text if text is not None else body.decode("utf-8", errors="replace")
 
 
 def _parse_batch(
-    batch: list[bodies.StoredPage], rules: CompiledRules
+    batch: list[bodies.StoredPage], rules: CompiledRules, obey_meta_robots: bool
 ) -> tuple[list[bodies.Reparsed], int]:
     """Parse the pages of one batch that have a body; also return how many had none."""
     parsed: list[bodies.Reparsed] = []
@@ -70,6 +72,7 @@ def _parse_batch(
             missing += 1
             continue
         page = parse_html(decode_body(body), stored.final_url or stored.url, rules)
+        page = stored_page(page, obey_meta_robots=obey_meta_robots)
         parsed.append(bodies.Reparsed(stored.id, stored.content_hash, page, keep_data=not rules))
     return parsed, missing
 
@@ -79,6 +82,7 @@ async def reparse(
     name: str,
     rules: CompiledRules,
     *,
+    obey_meta_robots: bool = True,
     batch_pages: int = BATCH_PAGES,
     batch_bytes: int = BATCH_BYTES,
     progress: Progress | None = None,
@@ -103,7 +107,9 @@ async def reparse(
             missing = 0
             if batch:
                 after = batch[-1].id
-                parsed, missing = await asyncio.to_thread(_parse_batch, batch, rules)
+                parsed, missing = await asyncio.to_thread(
+                    _parse_batch, batch, rules, obey_meta_robots
+                )
             if writing is not None:
                 result = _add(result, counts, await writing)
                 writing = None

@@ -56,6 +56,7 @@ class Summary:
     db_batches: int = 0
     peak_rss_mb: float = 0.0
     exit_code: int = EXIT_OK
+    ignore_robots: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +84,7 @@ class Summary:
             "pages_per_write": round(s.fetched / self.db_batches, 1) if self.db_batches else 0,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "exit_code": self.exit_code,
+            "ignore_robots": self.ignore_robots,
         }
 
 
@@ -133,37 +135,42 @@ async def crawl(
     rules = compile_rules(settings.extract) if settings.extract else None  # bad CSS: exit 2
     async with open_database(settings) as db:
         crawl_info = await runs.find_crawl(db, name)
-        if crawl_info is None and not settings.seeds:
-            raise ConfigError(f"there is no crawl named {name!r}; give seed URLs to start one")
-        crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
+        if crawl_info is None:
+            if not settings.seeds:
+                raise ConfigError(f"there is no crawl named {name!r}; give seed URLs to start one")
+            crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
         lock = runs.CrawlLock(db, crawl_info.id)
         try:
-            run = await _start_run(db, lock, crawl_info, new_run=new_run, join=join)
+            if join:
+                run = await _join_run(db, crawl_info)
+            else:
+                if not await lock.acquire():
+                    raise RunLocked(
+                        f"crawl {name!r} is already running in another process "
+                        "(use --join to add workers to it)"
+                    )
+                # The crawl is ours now: record this invocation's seeds and settings.
+                crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
+                run = await _open_run(db, crawl_info, new_run=new_run)
             return await _crawl_run(db, settings, crawl_info, run, watch, rules)
         finally:
             with contextlib.suppress(Exception):
                 await lock.release()
 
 
-async def _start_run(
-    db: Database, lock: runs.CrawlLock, crawl_info: runs.CrawlInfo, *, new_run: bool, join: bool
-) -> runs.RunInfo:
-    name = crawl_info.name
-    if join:
-        run = await runs.join_run(db, crawl_info)
-        if run is None:
-            raise ConfigError(f"crawl {name!r} has no run in progress to --join")
-        log.info("joining run %d of crawl %s", run.id, name)
-        return run
-    if not await lock.acquire():
-        raise RunLocked(
-            f"crawl {name!r} is already running in another process "
-            "(use --join to add workers to it)"
-        )
+async def _join_run(db: Database, crawl_info: runs.CrawlInfo) -> runs.RunInfo:
+    run = await runs.join_run(db, crawl_info)
+    if run is None:
+        raise ConfigError(f"crawl {crawl_info.name!r} has no run in progress to --join")
+    log.info("joining run %d of crawl %s", run.id, crawl_info.name)
+    return run
+
+
+async def _open_run(db: Database, crawl_info: runs.CrawlInfo, *, new_run: bool) -> runs.RunInfo:
     run = await runs.open_run(db, crawl_info, new_run=new_run)
     if run.resumed:
         left = await runs.open_in_run(db, run.id)
-        log.info("resuming run %d of crawl %s: %d URLs left", run.id, name, left)
+        log.info("resuming run %d of crawl %s: %d URLs left", run.id, crawl_info.name, left)
     return run
 
 
@@ -234,6 +241,7 @@ async def _crawl_run(
         db_batches=sink.batches,
         peak_rss_mb=rss.peak_mb,
         exit_code=exit_code,
+        ignore_robots=settings.ignore_robots,
     )
     await runs.finish_run(db, run.id, status, summary.to_json())
     return summary

@@ -67,6 +67,15 @@ FROM again
 """
 )
 
+_POSTPONE = text(
+    """
+    UPDATE frontier SET state = 'queued', lease_owner = NULL, lease_until = NULL,
+        not_before = now() + make_interval(secs => :delay),
+        attempts = greatest(attempts - 1, 0)
+    WHERE id = :fid AND lease_owner = :owner AND state = 'leased'
+    """
+)
+
 _ENQUEUE_LISTED = text(
     """
     INSERT INTO frontier (run_id, url, depth, lastmod)
@@ -176,6 +185,12 @@ class PgPageSink:
         row = await self.db.execute_retrying(_SKIP, params)
         assert row is not None
         return int(row.queued) if row.done else -1
+
+    async def postpone(self, task: CrawlTask, delay: float) -> None:
+        """Give the task back to the queue, not to be claimed for `delay` seconds (no fetch
+        happened, so nothing is recorded and the attempt does not count)."""
+        params = {"fid": task.frontier_id, "owner": self.owner, "delay": delay}
+        await self.db.execute_all(_POSTPONE, params)
 
     async def enqueue_listed(self, entries: list[tuple[str, datetime | None]], depth: int) -> int:
         """Queue URLs listed in a sitemap, with their lastmod; return how many rows changed."""

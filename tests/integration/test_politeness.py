@@ -1,0 +1,88 @@
+"""Politeness with real local servers: Retry-After blocks a host, other hosts go on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from crawler.config import load_settings
+from crawler.run import crawl
+
+pytestmark = pytest.mark.db
+
+RETRY_AFTER = 3
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def logging_site(name: str, pages: int, log: list[tuple[str, str, float]]) -> web.Application:
+    """A site whose index links `pages` pages; /p1 answers 429 + Retry-After the first time."""
+    throttled: set[str] = set()
+
+    async def handle(request: web.Request) -> web.Response:
+        log.append((name, request.path, time.monotonic()))
+        if request.path == "/robots.txt":
+            return web.Response(status=404)
+        if request.path == "/":
+            if name == "slow":
+                await asyncio.sleep(0.5)  # so the throttling host's pages come first
+            links = "".join(f'<a href="/p{i}">p{i}</a>' for i in range(1, pages + 1))
+            return web.Response(text=f"<html><body>{links}</body></html>", content_type="text/html")
+        if name == "throttling" and request.path == "/p1" and "/p1" not in throttled:
+            throttled.add("/p1")
+            return web.Response(status=429, headers={"Retry-After": str(RETRY_AFTER)})
+        return web.Response(text=f"<title>{request.path}</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+async def test_retry_after_blocks_the_host_while_other_hosts_are_crawled(db_url: str) -> None:
+    log: list[tuple[str, str, float]] = []
+    async with (
+        serve(logging_site("throttling", 5, log)) as a,
+        serve(logging_site("slow", 40, log)) as b,
+    ):
+        settings = load_settings(
+            {
+                "seeds": (a + "/", b + "/"),
+                "database_url": db_url,
+                "concurrency": 4,
+                "host_concurrency": 1,
+                "delay": 0.1,  # host b's 40 pages take about 4 s
+            }
+        )
+        summary = await crawl(settings)
+    assert summary.exit_code == 0
+    blocked_at = next(t for name, path, t in log if name == "throttling" and path == "/p1")
+    after = [(path, t - blocked_at) for name, path, t in log if name == "throttling"]
+    during = [entry for entry in after if 0 < entry[1] < RETRY_AFTER - 0.05]
+    assert during == [], f"requests to the throttling host within Retry-After: {during}"
+    others = [t for name, _path, t in log if name == "slow" and 0 < t - blocked_at < RETRY_AFTER]
+    assert len(others) >= 10, "the other host was not crawled meanwhile"
+
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch("SELECT url, status FROM fetches WHERE url LIKE $1", a + "/p%")
+    finally:
+        await conn.close()
+    final = {r["url"].removeprefix(a): r["status"] for r in rows if r["status"] == 200}
+    assert set(final) == {f"/p{i}" for i in range(1, 6)}  # /p1 retried after the wait
+    assert any(r["status"] == 429 for r in rows)  # and the 429 is in the history
