@@ -146,6 +146,7 @@ class Pool:
         self.known = KnownUrls(KNOWN_URLS)
         self.gate = gate
         self.waiting_on_hosts = 0
+        self.unstarted: list[int] = []
         self.rules = rules
         self.sitemap_origins = sitemap_origins
         self.sitemaps_done = not sitemap_origins
@@ -172,12 +173,15 @@ class Pool:
         ]
         try:
             outcome = await self._feed()
-            await self._drain(grace if outcome == "stopped" else None)
+            await self._drain(
+                grace if outcome == "stopped" else None,
+                keep_queued=outcome in ("finished", "limit"),
+            )
         finally:
             for task in workers + helpers:
                 task.cancel()
             await asyncio.gather(*workers, *helpers, return_exceptions=True)
-            leftover = list(self.in_flight)
+            leftover = list(self.in_flight) + self.unstarted
             self.in_flight.clear()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.frontier.release(leftover))
@@ -269,12 +273,14 @@ class Pool:
             async with asyncio.timeout(seconds):
                 await self.progress.wait()
 
-    async def _drain(self, grace: float | None) -> None:
-        """Wait for in-flight tasks; with a grace period, drop queued ones and stop waiting
-        after it."""
-        if grace is not None:
+    async def _drain(self, grace: float | None, *, keep_queued: bool) -> None:
+        """Wait for the tasks being worked on (at most `grace` seconds if given). Tasks claimed
+        but not started are handed back, unless `keep_queued` (the run is finishing anyway)."""
+        if not keep_queued:
             while not self.queue.empty():
-                self.queue.get_nowait()
+                task = self.queue.get_nowait()
+                self.in_flight.discard(task.frontier_id)
+                self.unstarted.append(task.frontier_id)
         deadline = None if grace is None else time.monotonic() + grace
         while self.in_flight:
             if deadline is not None and time.monotonic() >= deadline:

@@ -37,6 +37,8 @@ from crawler.urls import origin
 
 log = logging.getLogger("crawler")
 
+LOCK_CHECK_SECONDS = 0.5
+
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
 EXIT_SIGINT = 130
@@ -152,10 +154,33 @@ async def crawl(
                 # The crawl is ours now: record this invocation's seeds and settings.
                 crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
                 run = await _open_run(db, crawl_info, new_run=new_run)
-            return await _crawl_run(db, settings, crawl_info, run, watch, rules)
+            keeper = None if join else asyncio.create_task(_keep_lock(lock, crawl_info.name))
+            try:
+                return await _crawl_run(db, settings, crawl_info, run, watch, rules)
+            finally:
+                if keeper is not None:
+                    keeper.cancel()
         finally:
             with contextlib.suppress(Exception):
                 await lock.release()
+
+
+async def _keep_lock(lock: runs.CrawlLock, name: str) -> None:
+    """Hold the crawl's lock through database restarts (a restart ends its connection)."""
+    warned = False
+    while True:
+        await asyncio.sleep(LOCK_CHECK_SECONDS)
+        try:
+            held = await lock.keep()
+        except Exception:  # the server is still away: try again shortly
+            continue
+        if not held and not warned:
+            warned = True
+            log.warning(
+                "another process took crawl %s's lock while the database was away; "
+                "going on as a joined worker",
+                name,
+            )
 
 
 async def _join_run(db: Database, crawl_info: runs.CrawlInfo) -> runs.RunInfo:

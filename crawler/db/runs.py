@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -178,6 +179,19 @@ class CrawlLock:
         else:
             await conn.close()
         return bool(got)
+
+    async def keep(self) -> bool:
+        """Check the lock's connection; after a server restart took it (and the lock) away,
+        reconnect and take the lock again. False when another process holds it now."""
+        if self.conn is not None:
+            try:
+                await self.conn.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await self.conn.close()
+                self.conn = None
+        return await self.acquire()
 
     async def release(self) -> None:
         if self.conn is not None:
