@@ -19,6 +19,12 @@ Known URLs are filtered out first with a plain MVCC lookup (which never waits), 
 probe each (a LATERAL subquery with LIMIT: as `NOT EXISTS` the planner may choose a hash
 anti-join over every frontier row of the run), and new URLs are inserted in sorted order.
 Deadlocks that remain possible roll the statement back whole, and it is retried.
+
+Plans: the tables grow from nothing during a first crawl, faster than autovacuum analyzes
+them, so the planner works from stale statistics. Every lookup is therefore written so that
+only one plan is possible, an index probe per row (LATERAL … LIMIT 1, `= ANY(ARRAY(…))`):
+measured on a fresh 10,000-page crawl, `url IN (SELECT …)` became a scan of every page of the
+crawl per batch, 24 million rows read for 5,000 pages.
 """
 
 from __future__ import annotations
@@ -50,15 +56,19 @@ WITH input AS (
 ),
 done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
-    WHERE id IN (SELECT fid FROM input) AND lease_owner = :owner AND state = 'leased'
+    WHERE id = ANY(CAST(:fid AS bigint[])) AND lease_owner = :owner AND state = 'leased'
     RETURNING id
 ),
 live AS (
     SELECT input.* FROM input JOIN done ON done.id = input.fid
 ),
 old AS (
-    SELECT p.url, p.content_hash, p.gone_at FROM pages p
-    WHERE p.crawl_id = :crawl_id AND p.url IN (SELECT url FROM live)
+    SELECT l.url, p.id, p.content_hash, p.gone_at
+    FROM live l
+    CROSS JOIN LATERAL (
+        SELECT id, content_hash, gone_at FROM pages
+        WHERE pages.crawl_id = :crawl_id AND pages.url = l.url LIMIT 1
+    ) p
 ),
 page AS (
     INSERT INTO pages (crawl_id, url, final_url, status, content_type, bytes, title,
@@ -116,17 +126,21 @@ history AS (
 ),
 touched AS (
     UPDATE pages SET fetched_at = now(), last_run_id = :run_id
-    WHERE crawl_id = :crawl_id AND url IN (SELECT url FROM live WHERE kind = 'not_modified')
+    WHERE id = ANY(ARRAY(
+        SELECT o.id FROM old o JOIN live l ON l.url = o.url WHERE l.kind = 'not_modified'
+    ))
 ),
 gone AS (
-    UPDATE pages SET gone_at = coalesce(pages.gone_at, now()), status = l.status,
+    UPDATE pages SET gone_at = coalesce(pages.gone_at, now()), status = g.status,
                      fetched_at = now(), last_run_id = :run_id
-    FROM live l
-    WHERE pages.crawl_id = :crawl_id AND pages.url = l.url AND l.kind = 'fetch'
-      AND l.status IN (404, 410)
+    FROM (
+        SELECT o.id, l.status FROM old o JOIN live l ON l.url = o.url
+        WHERE l.kind = 'fetch' AND l.status IN (404, 410)
+    ) g
+    WHERE pages.id = g.id
 ),
 old_links AS (
-    DELETE FROM links WHERE page_id IN (SELECT id FROM page)
+    DELETE FROM links WHERE page_id = ANY(ARRAY(SELECT id FROM page))
 ),
 new_links AS (
     INSERT INTO links (page_id, target_url, anchor_text, nofollow)

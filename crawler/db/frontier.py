@@ -37,7 +37,11 @@ _CLAIM = text(
            extract(epoch FROM now() - p.fetched_at) AS age,
            coalesce(c.lastmod > p.fetched_at, false) AS sitemap_newer
     FROM claimed c
-    LEFT JOIN pages p ON p.crawl_id = :crawl_id AND p.url = c.url AND p.gone_at IS NULL
+    LEFT JOIN LATERAL (
+        SELECT etag, last_modified, fetched_at FROM pages
+        WHERE pages.crawl_id = :crawl_id AND pages.url = c.url AND pages.gone_at IS NULL
+        LIMIT 1
+    ) p ON true
     """
 )
 
