@@ -11,14 +11,14 @@ import asyncio
 import dataclasses
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
-from crawler.extract import compile_rules
-from crawler.reparse import ReparseResult, reparse
-from crawler.run import open_database
+
+if TYPE_CHECKING:
+    from crawler.reparse import ReparseResult
 
 
 def _summary(result: ReparseResult) -> str:
@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
         fetching: updates the pages' parsed columns and, with extraction rules in the
         config, pages.data (which becomes exactly those rules' fields). Links are kept."""
         settings = settings_from(config, name=name, database_url=database_url, data_dir=data_dir)
+        from crawler.extract import compile_rules
+        from crawler.reparse import reparse
+        from crawler.run import open_database
+
         rules = compile_rules(settings.extract)
         progress = _show_progress if sys.stderr.isatty() and not json_out else None
 

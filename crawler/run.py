@@ -38,6 +38,9 @@ from crawler.urls import origin
 log = logging.getLogger("crawler")
 
 LOCK_CHECK_SECONDS = 0.5
+# Who this process is, to PostgreSQL: its sessions' application_name and its leases' owner,
+# so leases of processes that are gone can be told apart (at most 63 characters).
+PROCESS_ID = f"crawler-{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
@@ -102,9 +105,7 @@ async def open_database(
     else:
         server = await asyncio.to_thread(embedded.start, embedded.data_dir_of(settings))
         url = normalise_database_url(server.url)
-    db = Database(
-        url, pool_size=settings.concurrency + 2, application_name=f"crawler-{os.getpid()}"
-    )
+    db = Database(url, pool_size=settings.concurrency + 2, application_name=PROCESS_ID)
     try:
         await db.check()
         if migrate_schema:
@@ -194,6 +195,10 @@ async def _join_run(db: Database, crawl_info: runs.CrawlInfo) -> runs.RunInfo:
 async def _open_run(db: Database, crawl_info: runs.CrawlInfo, *, new_run: bool) -> runs.RunInfo:
     run = await runs.open_run(db, crawl_info, new_run=new_run)
     if run.resumed:
+        # Leases of processes that died (kill -9, exit 3) need not wait out their time.
+        freed = await runs.free_dead_leases(db, run.id)
+        if freed:
+            log.info("took back %d URLs leased by processes that are gone", freed)
         left = await runs.open_in_run(db, run.id)
         log.info("resuming run %d of crawl %s: %d URLs left", run.id, crawl_info.name, left)
     return run
@@ -207,7 +212,7 @@ async def _crawl_run(
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None,
     rules: CompiledRules | None,
 ) -> Summary:
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = PROCESS_ID
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
     sink = PgPageSink(db, crawl_info.id, run.id, owner)
     scope = Scope.from_settings(settings, crawl_info.seeds)

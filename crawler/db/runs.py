@@ -97,6 +97,17 @@ _FINISH_RUN = text(
     """
 )
 
+# A lease whose owner has no session left on the server belongs to a process that is gone.
+_FREE_DEAD_LEASES = text(
+    """
+    UPDATE frontier SET state = 'queued', lease_owner = NULL, lease_until = NULL
+    WHERE run_id = :run_id AND state = 'leased'
+      AND lease_owner NOT IN (
+          SELECT application_name FROM pg_stat_activity WHERE application_name <> ''
+      )
+    """
+)
+
 _OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
 
 _FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
@@ -144,6 +155,13 @@ async def finish_run(db: Database, run_id: int, status: str, stats: dict[str, An
     params = {"run_id": run_id, "status": status, "stats": json.dumps(stats)}
     async with db.transaction() as session:
         await session.execute(_FINISH_RUN, params)
+
+
+async def free_dead_leases(db: Database, run_id: int) -> int:
+    """Return to the queue the URLs leased by processes with no session on the server."""
+    async with db.transaction() as session:
+        result = await session.execute(_FREE_DEAD_LEASES, {"run_id": run_id})
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def open_in_run(db: Database, run_id: int) -> int:
