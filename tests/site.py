@@ -71,16 +71,22 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
 
 @asynccontextmanager
-async def serve_site() -> AsyncIterator[str]:
-    """Serve the site; yield its base URL (no trailing slash)."""
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", _handle)
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve an aiohttp app on 127.0.0.1 (a free port); yield its base URL (no slash)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_site() -> AsyncIterator[str]:
+    """Serve the site; yield its base URL (no trailing slash)."""
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", _handle)
+    async with serve_app(app) as base:
+        yield base

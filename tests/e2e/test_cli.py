@@ -25,7 +25,7 @@ from aiohttp import web
 
 from crawler.db import embedded
 from crawler.errors import DatabaseUnavailable
-from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_site
+from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
 
 ANSI = re.compile(r"\x1b\[")
 SUMMARY_KEYS = {"pages", "fetched", "status", "run_id"}
@@ -385,14 +385,8 @@ async def serve_endless_slow_site() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get(r"/{n:\d*}", page)
     app.router.add_get("/robots.txt", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield base
 
 
 @pytest.mark.db

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -13,22 +11,11 @@ from aiohttp import web
 
 from crawler.config import load_settings
 from crawler.run import crawl
+from tests.site import serve_app
 
 pytestmark = pytest.mark.db
 
 RETRY_AFTER = 3
-
-
-@asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def logging_site(name: str, pages: int, log: list[tuple[str, str, float]]) -> web.Application:
@@ -57,8 +44,8 @@ def logging_site(name: str, pages: int, log: list[tuple[str, str, float]]) -> we
 async def test_retry_after_blocks_the_host_while_other_hosts_are_crawled(db_url: str) -> None:
     log: list[tuple[str, str, float]] = []
     async with (
-        serve(logging_site("throttling", 5, log)) as a,
-        serve(logging_site("slow", 40, log)) as b,
+        serve_app(logging_site("throttling", 5, log)) as a,
+        serve_app(logging_site("slow", 40, log)) as b,
     ):
         settings = load_settings(
             {

@@ -16,7 +16,7 @@ from crawler.db import migrate, reports
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.run import crawl
-from tests.site import EXPECTED_HTML, serve_site
+from tests.site import EXPECTED_HTML, serve_app, serve_site
 
 pytestmark = pytest.mark.db
 
@@ -91,14 +91,8 @@ async def etag_site() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    server = web.TCPSite(runner, "127.0.0.1", 0)
-    await server.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield base
 
 
 @pytest.fixture
