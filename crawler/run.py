@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -62,7 +62,6 @@ class Summary:
     peak_rss_mb: float = 0.0
     exit_code: int = EXIT_OK
     ignore_robots: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         s = self.stats
