@@ -96,8 +96,11 @@ class Summary:
 async def open_database(
     settings: Settings, *, migrate_schema: bool = True
 ) -> AsyncIterator[Database]:
-    """The crawl database, migrated: the given server, or the embedded one (started if needed,
-    and stopped on exit when this process started it and nothing else uses it)."""
+    """The crawl database, migrated: the given server, or the embedded one (started if needed).
+
+    On the way out the embedded server is stopped unless `crawler db start` asked to keep it
+    running or another client is still connected, whoever started it: a server left behind
+    by a killed process goes with the next normal exit."""
     server = None
     if settings.database_url:
         url = settings.database_url
@@ -112,16 +115,11 @@ async def open_database(
         yield db
     finally:
         others = 0
-        if server is not None and server.started_here:
+        if server is not None:
             with contextlib.suppress(Exception):
                 others = await other_clients(db)
         await db.dispose()
-        if (
-            server is not None
-            and server.started_here
-            and others == 0
-            and not embedded.kept_running(server.data_dir)
-        ):
+        if server is not None and others == 0 and not embedded.kept_running(server.data_dir):
             await asyncio.to_thread(embedded.stop, server.data_dir)
 
 
