@@ -103,6 +103,7 @@ class _Exchange:
     """What is known so far about one fetch, kept when it fails half-way."""
 
     url: str
+    max_redirects: int = 10
     redirects: list[str] = field(default_factory=list)
     status: int | None = None
     content_type: str | None = None
@@ -381,13 +382,21 @@ class Fetcher:
             if guard is not None:
                 await guard.close()
 
-    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchResult:
-        """GET `url`, following redirects; every failure comes back as an error_kind."""
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult:
+        """GET `url`, following redirects (settings.max_redirects unless given); every failure
+        comes back as an error_kind."""
         session = self._session
         if session is None:
             raise RuntimeError("use Fetcher inside 'async with'")
         started = time.perf_counter()
-        state = _Exchange(url=url)
+        limit = self._settings.max_redirects if max_redirects is None else max_redirects
+        state = _Exchange(url=url, max_redirects=limit)
         body = b""
         try:
             self._check_url(url, kind_if_bad="bad_scheme")
@@ -467,10 +476,8 @@ class Fetcher:
         self._check_url(target, kind_if_bad="bad_redirect")
         if target == state.url or target in state.redirects:
             raise _Failure("too_many_redirects", f"redirect loop back to {target}")
-        if len(state.redirects) >= self._settings.max_redirects:
-            raise _Failure(
-                "too_many_redirects", f"more than {self._settings.max_redirects} redirects"
-            )
+        if len(state.redirects) >= state.max_redirects:
+            raise _Failure("too_many_redirects", f"more than {state.max_redirects} redirects")
         return target
 
     def _check_url(self, url: str, *, kind_if_bad: str) -> None:

@@ -38,6 +38,7 @@ DB_WARN_AFTER = 3.0
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 ROBOTS_TTL = 3600.0
 ROBOTS_RETRY_TTL = 30.0
+ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
 ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
 KNOWN_URLS = 50_000
@@ -85,7 +86,13 @@ class Frontier(Protocol):
 
 
 class Fetcher(Protocol):
-    async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> FetchResult: ...
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult: ...
 
 
 class HostGate(Protocol):
@@ -515,7 +522,12 @@ class Pool:
 
     # -- politeness --------------------------------------------------------------------------
 
-    async def _fetch(self, url: str, headers: Mapping[str, str] | None = None) -> FetchResult:
+    async def _fetch(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult:
         """Fetch politely: at most host_concurrency requests to a host at once and the
         host's delay between their starts; across processes once others joined the run."""
         host = host_key(url)
@@ -530,7 +542,7 @@ class Pool:
             try:
                 if wait > 0:
                     await asyncio.sleep(wait)
-                result = await self.fetcher.fetch(url, headers=headers)
+                result = await self.fetcher.fetch(url, headers=headers, max_redirects=max_redirects)
             finally:
                 if shared is not None and self.gate is not None:
                     with contextlib.suppress(DatabaseUnavailable):
@@ -572,7 +584,7 @@ class Pool:
             cached = self.robots.get(key)
             if cached is not None and cached[0] > time.monotonic():
                 return cached[1]
-            result = await self._fetch(key + "/robots.txt")
+            result = await self._fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
             status = result.status if result.error_kind is None else None
             if result.error_kind == "blocked_address":
                 # Refused host: there is no robots.txt to obey; each fetch is refused, and
