@@ -7,6 +7,7 @@ external link, a nofollow link and robots.txt disallowing /private/.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -88,5 +89,27 @@ async def serve_site() -> AsyncIterator[str]:
     """Serve the site; yield its base URL (no trailing slash)."""
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", _handle)
+    async with serve_app(app) as base:
+        yield base
+
+
+@asynccontextmanager
+async def serve_endless_site(pause: float) -> AsyncIterator[str]:
+    """An endless binary tree of pages (/1 links /2 and /3, …), each answered after `pause`
+    seconds: a crawl of it only ends when something stops it."""
+
+    async def page(request: web.Request) -> web.Response:
+        if request.path == "/robots.txt":
+            return web.Response(status=404)
+        await asyncio.sleep(pause)
+        n = int(request.match_info["n"] or 1)
+        links = f'<a href="/{2 * n}">a</a> <a href="/{2 * n + 1}">b</a>'
+        return web.Response(
+            text=f"<html><title>{n}</title><body>{links}</body></html>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get(r"/{n:\d*}", page)
+    app.router.add_get("/robots.txt", page)
     async with serve_app(app) as base:
         yield base

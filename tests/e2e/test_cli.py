@@ -15,17 +15,16 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 
 from crawler.db import embedded
 from crawler.errors import DatabaseUnavailable
-from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
+from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_endless_site, serve_site
 
 ANSI = re.compile(r"\x1b\[")
 SUMMARY_KEYS = {"pages", "fetched", "status", "run_id"}
@@ -368,32 +367,11 @@ async def test_quiet_prints_nothing_on_success(db_url: str, tmp_path: Path) -> N
 # -- signals: a stopped run says so in its exit code --------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def serve_endless_slow_site() -> AsyncIterator[str]:
-    """An endless binary tree of pages, each answered after a short pause."""
-
-    async def page(request: web.Request) -> web.Response:
-        if request.path == "/robots.txt":
-            return web.Response(status=404)
-        await asyncio.sleep(0.2)
-        n = int(request.match_info["n"] or 1)
-        links = f'<a href="/{2 * n}">a</a> <a href="/{2 * n + 1}">b</a>'
-        return web.Response(
-            text=f"<html><title>{n}</title><body>{links}</body></html>", content_type="text/html"
-        )
-
-    app = web.Application()
-    app.router.add_get(r"/{n:\d*}", page)
-    app.router.add_get("/robots.txt", page)
-    async with serve_app(app) as base:
-        yield base
-
-
 @pytest.mark.db
 async def test_sigterm_interrupts_the_run_with_exit_143(db_url: str, tmp_path: Path) -> None:
     conn = await asyncpg.connect(_plain(db_url))
     try:
-        async with serve_endless_slow_site() as base:
+        async with serve_endless_site(0.2) as base:
             proc = await start_cli(
                 "crawl", base + "/", "--database-url", _plain(db_url), "--json", cwd=tmp_path
             )

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import signal
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +31,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from tests.processes import wait_or_kill
 from tests.sitegen import DISALLOW, Manifest, generate, served_path
 
 pytestmark = pytest.mark.db
@@ -132,16 +132,8 @@ async def cli(*args: str, folder: Path) -> Done:
             cwd=folder,
             start_new_session=True,
         )
-    try:
-        async with asyncio.timeout(CHILD_TIMEOUT):
-            await proc.wait()
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    assert proc.returncode is not None
-    return Done(proc.returncode, out_path.read_text(), err_path.read_text())
+    code = await wait_or_kill(proc, CHILD_TIMEOUT)
+    return Done(code, out_path.read_text(), err_path.read_text())
 
 
 # -- the site and its edits -------------------------------------------------------------------

@@ -11,22 +11,18 @@ child still running at the end is killed by its process group.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-import os
 import re
-import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 
-from tests.site import EXPECTED_HTML, serve_site
+from tests.processes import wait_or_kill
+from tests.site import EXPECTED_HTML, serve_endless_site, serve_site
 
 pytestmark = pytest.mark.db
 
@@ -70,17 +66,9 @@ async def cron(*args: str, home: Path) -> Done:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=out, stderr=err, env=env, cwd=home, start_new_session=True
         )
-    try:
-        async with asyncio.timeout(CHILD_TIMEOUT):
-            await proc.wait()
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    assert proc.returncode is not None
+    code = await wait_or_kill(proc, CHILD_TIMEOUT)
     return Done(
-        proc.returncode,
+        code,
         out_path.read_text(errors="replace"),
         err_path.read_text(errors="replace"),
     )
@@ -153,38 +141,11 @@ async def test_cron_output_plain_quiet_and_json(db_url: str, tmp_path: Path) -> 
     assert only_progress(as_json) == [], as_json
 
 
-@contextlib.asynccontextmanager
-async def endless_slow_site() -> AsyncIterator[str]:
-    """An endless binary tree of pages, each answered after a short pause."""
-
-    async def page(request: web.Request) -> web.Response:
-        if request.path == "/robots.txt":
-            return web.Response(status=404)
-        await asyncio.sleep(0.05)
-        n = int(request.match_info["n"] or 1)
-        links = f'<a href="/{2 * n}">a</a> <a href="/{2 * n + 1}">b</a>'
-        return web.Response(
-            text=f"<html><title>{n}</title><body>{links}</body></html>", content_type="text/html"
-        )
-
-    app = web.Application()
-    app.router.add_get(r"/{n:\d*}", page)
-    app.router.add_get("/robots.txt", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
 async def test_cron_progress_lines_in_text_and_json(db_url: str, tmp_path: Path) -> None:
     """A run longer than the progress interval (10 s) logs progress on stderr: plain lines,
     or with --log-format json one JSON object a line. Both runs share the database."""
     common = ("--database-url", db_url, "--max-duration", "11.5s", "--delay", "0.05")
-    async with endless_slow_site() as base:
+    async with serve_endless_site(0.05) as base:
         text, as_json = await asyncio.gather(
             cron("crawl", base + "/", "--name", "text", *common, home=tmp_path / "home-text"),
             cron(
