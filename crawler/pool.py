@@ -586,9 +586,10 @@ class Pool:
                 return cached[1]
             result = await self._fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
             status = result.status if result.error_kind is None else None
-            if result.error_kind == "blocked_address":
-                # Refused host: there is no robots.txt to obey; each fetch is refused, and
-                # recorded, by the fetcher itself.
+            if result.error_kind in ("blocked_address", "dns"):
+                # A refused host, or a name that does not resolve: there is no robots.txt to
+                # obey, and waiting for one helps nothing; each fetch fails, and is recorded
+                # with its own reason (blocked_address, dns) by the fetcher itself.
                 status = 404
             policy = RobotsPolicy.from_response(status, result.body, self.settings.user_agent)
             ttl = ROBOTS_RETRY_TTL if policy.temporary else ROBOTS_TTL
