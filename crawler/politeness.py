@@ -9,7 +9,9 @@ to a cap), and the delay relaxes back to its base after a quiet period.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 THROTTLE_FLOOR = 1.0  # seconds: the first backoff step of a host that never had a delay
 THROTTLE_CAP = 60.0
@@ -61,3 +63,19 @@ def backoff(
     """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
     rand: float = (rng or random).random()
     return min(cap, base * 2.0 ** max(attempt - 1, 0)) * (0.5 + rand / 2)
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date; `now` is the epoch
+    time, the current one unless given)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(when.timestamp() - current, 0.0)

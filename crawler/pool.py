@@ -16,29 +16,27 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol, TypeVar
 
 from crawler.config import Settings
 from crawler.errors import DatabaseUnavailable
 from crawler.extract import CompiledRules
+from crawler.hosts import Fetcher, HostGate, Hosts
 from crawler.parse import parse_html, stored_page
-from crawler.politeness import HostClock, backoff
+from crawler.politeness import backoff, retry_after
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.robots import RobotsPolicy
 from crawler.scope import Scope
 from crawler.sitemap import parse_sitemap
-from crawler.urls import canonicalize, host_key, origin
+from crawler.urls import canonicalize
 
 log = logging.getLogger("crawler")
 T = TypeVar("T")
 DB_WARN_AFTER = 3.0
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-ROBOTS_TTL = 3600.0
-ROBOTS_RETRY_TTL = 30.0
-ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
 ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
 KNOWN_URLS = 50_000
@@ -46,8 +44,6 @@ SATURATED_PAUSE = 0.01
 MAX_LOOKAHEAD = 8  # batches claimed ahead when every queued task's host is busy
 POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task goes back
 PARSE_IN_THREAD = 100_000  # characters
-MAX_RETRY_AFTER = 3600.0
-HOST_BUSY_WAIT = 0.2
 MAX_SITEMAPS = 50
 
 
@@ -83,25 +79,6 @@ class Frontier(Protocol):
     async def open_count(self) -> int: ...
     async def release(self, ids: list[int]) -> None: ...
     async def renew(self, ids: list[int]) -> None: ...
-
-
-class Fetcher(Protocol):
-    async def fetch(
-        self,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_redirects: int | None = None,
-    ) -> FetchResult: ...
-
-
-class HostGate(Protocol):
-    """Per-host request slots shared by the processes of a run."""
-
-    async def active(self) -> bool: ...
-    async def acquire(self, host: str, slots: int, delay: float) -> tuple[int, float] | None: ...
-    async def release(self, host: str, slot: int) -> None: ...
-    async def block(self, host: str, seconds: float) -> None: ...
 
 
 class PageSink(Protocol):
@@ -141,17 +118,13 @@ class Pool:
         self.queue: asyncio.Queue[CrawlTask] = asyncio.Queue()
         self.progress = asyncio.Event()
         self.stopping = False
-        self.host_slots: dict[str, asyncio.Semaphore] = {}
-        self.host_clocks: dict[str, HostClock] = {}
-        self.robots: dict[str, tuple[float, RobotsPolicy]] = {}
-        self.robots_locks: dict[str, asyncio.Lock] = {}
         self.deadline = time.monotonic() + settings.max_duration if settings.max_duration else None
         self.db_down_since: float | None = None
         self.db_warned = False
         self.fatal: DatabaseUnavailable | None = None
         self.lags: deque[float] = deque(maxlen=200_000)
         self.known = KnownUrls(KNOWN_URLS)
-        self.gate = gate
+        self.hosts = Hosts(settings, fetcher, gate, self._with_db)
         self.waiting_on_hosts = 0
         self.unstarted: list[int] = []
         self.rules = rules
@@ -302,7 +275,7 @@ class Pool:
             for origin_url in self.sitemap_origins:
                 listed: tuple[str, ...] = ()
                 if not self.settings.ignore_robots:
-                    listed = (await self._robots(origin_url + "/")).sitemaps
+                    listed = (await self.hosts.robots(origin_url + "/")).sitemaps
                 todo.extend(listed or (origin_url + "/sitemap.xml",))
             seen: set[str] = set()
             while todo and len(seen) < MAX_SITEMAPS and not self.stopping:
@@ -310,7 +283,7 @@ class Pool:
                 if url in seen or not self.scope.hosts_allow(url):
                     continue
                 seen.add(url)
-                result = await self._fetch(url)
+                result = await self.hosts.fetch(url)
                 if result.error_kind is not None or result.status != 200:
                     continue
                 sitemap = parse_sitemap(result.body)
@@ -363,7 +336,7 @@ class Pool:
     async def _worker(self) -> None:
         while True:
             task = await self.queue.get()
-            if self._saturated(task.url) and not self.queue.empty():
+            if self.hosts.saturated(task.url) and not self.queue.empty():
                 # Its host has every slot busy: take another host's task first, rather than
                 # wait here while other hosts could be crawled.
                 self.queue.put_nowait(task)
@@ -384,7 +357,7 @@ class Pool:
 
     async def _handle(self, task: CrawlTask) -> None:
         if not self.settings.ignore_robots:
-            robots = await self._robots(task.url)
+            robots = await self.hosts.robots(task.url)
             if not robots.allowed(task.url):
                 await self._refused(task, robots)
                 return
@@ -400,13 +373,13 @@ class Pool:
             )
             await self._complete(PageRecord(task, result, None, None))
             return
-        wait = self._host_wait(task.url)
+        wait = self.hosts.wait(task.url)
         if wait > POSTPONE_AFTER:
             # The host asked us to stay away (Retry-After, backoff): give the task back for
             # later rather than hold a worker that other hosts could use meanwhile.
             await self._with_db(lambda: self.sink.postpone(task, wait))
             return
-        result = await self._fetch(task.url, _validators(task))
+        result = await self.hosts.fetch(task.url, _validators(task))
         if result.retryable and task.attempts <= self.settings.retries:
             self.stats.retries += 1
             delay = self._retry_delay(result, task.attempts)
@@ -422,14 +395,6 @@ class Pool:
             )
             return
         await self._complete(await self._record(task, result))
-
-    def _saturated(self, url: str) -> bool:
-        slot = self.host_slots.get(host_key(url))
-        return slot is not None and slot.locked()
-
-    def _host_wait(self, url: str) -> float:
-        clock = self.host_clocks.get(host_key(url))
-        return 0.0 if clock is None else clock.waiting(time.monotonic())
 
     def _due(self, task: CrawlTask) -> bool:
         """Fetch now? Not when --revisit-after says the last fetch is recent enough, unless a
@@ -472,11 +437,11 @@ class Pool:
             log.warning("could not record the failure of %s: %s", task.url, again)
 
     def _retry_delay(self, result: FetchResult, attempt: int) -> float:
-        retry_after = _retry_after(result.header("retry-after"))
-        if retry_after is None and result.status in (429, 503):
-            return max(backoff(attempt), self._host_wait(result.url))
-        if retry_after is not None:
-            return min(retry_after, self.settings.max_crawl_delay * 10)
+        seconds = retry_after(result.header("retry-after"))
+        if seconds is None and result.status in (429, 503):
+            return max(backoff(attempt), self.hosts.wait(result.url))
+        if seconds is not None:
+            return min(seconds, self.settings.max_crawl_delay * 10)
         return backoff(attempt)
 
     async def _record(self, task: CrawlTask, result: FetchResult) -> PageRecord:
@@ -520,86 +485,6 @@ class Pool:
         if queued > 0:
             self.stats.queued += queued
 
-    # -- politeness --------------------------------------------------------------------------
-
-    async def _fetch(
-        self,
-        url: str,
-        headers: Mapping[str, str] | None = None,
-        max_redirects: int | None = None,
-    ) -> FetchResult:
-        """Fetch politely: at most host_concurrency requests to a host at once and the
-        host's delay between their starts; across processes once others joined the run."""
-        host = host_key(url)
-        slot = self.host_slots.get(host)
-        if slot is None:
-            slot = self.host_slots[host] = asyncio.Semaphore(self.settings.host_concurrency)
-            self.host_clocks.setdefault(host, HostClock(self.settings.delay))
-        clock = self.host_clocks[host]
-        async with slot:
-            shared = await self._shared_slot(host, clock) if self.gate is not None else None
-            wait = clock.reserve(time.monotonic()) if shared is None else shared[1]
-            try:
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                result = await self.fetcher.fetch(url, headers=headers, max_redirects=max_redirects)
-            finally:
-                if shared is not None and self.gate is not None:
-                    with contextlib.suppress(DatabaseUnavailable):
-                        await self.gate.release(host, shared[0])
-            if result.status in (429, 503):
-                now = time.monotonic()
-                retry_after = _retry_after(result.header("retry-after"))
-                if retry_after is not None:
-                    clock.block_until(now + min(retry_after, MAX_RETRY_AFTER))
-                else:
-                    clock.throttled(now)
-                if shared is not None and self.gate is not None:
-                    with contextlib.suppress(DatabaseUnavailable):
-                        await self.gate.block(host, clock.waiting(now))
-            return result
-
-    async def _shared_slot(self, host: str, clock: HostClock) -> tuple[int, float] | None:
-        """A request slot of `host` from the database, once several processes share the run
-        (None while this process is alone: then the in-memory clock is enough)."""
-        gate = self.gate
-        assert gate is not None
-        if not await self._with_db(gate.active):
-            return None
-        limit = self.settings.host_concurrency
-        while True:
-            got = await self._with_db(lambda: gate.acquire(host, limit, clock.delay))
-            if got is not None:
-                return got
-            await asyncio.sleep(HOST_BUSY_WAIT)
-
-    async def _robots(self, url: str) -> RobotsPolicy:
-        key = origin(url)
-        cached = self.robots.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        lock = self.robots_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            cached = self.robots.get(key)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
-            result = await self._fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
-            status = result.status if result.error_kind is None else None
-            if result.error_kind in ("blocked_address", "dns"):
-                # A refused host, or a name that does not resolve: there is no robots.txt to
-                # obey, and waiting for one helps nothing; each fetch fails, and is recorded
-                # with its own reason (blocked_address, dns) by the fetcher itself.
-                status = 404
-            policy = RobotsPolicy.from_response(status, result.body, self.settings.user_agent)
-            ttl = ROBOTS_RETRY_TTL if policy.temporary else ROBOTS_TTL
-            self.robots[key] = (time.monotonic() + ttl, policy)
-            if policy.crawl_delay:
-                delay = min(policy.crawl_delay, self.settings.max_crawl_delay)
-                clock = self.host_clocks.setdefault(host_key(url), HostClock())
-                clock.delay = max(self.settings.delay, delay)
-            return policy
-
 
 def _validators(task: CrawlTask) -> dict[str, str] | None:
     """Conditional request headers from what the last fetch of the page stored."""
@@ -615,19 +500,3 @@ def _validators(task: CrawlTask) -> dict[str, str] | None:
 
 def _is_html(content_type: str | None) -> bool:
     return content_type is None or content_type.split(";")[0].strip().lower() in HTML_TYPES
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)

@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "crawler.export": 2,  # encodes the rows it is given onto a stream; never imports db/
     # 3 concurrency
     "crawler.pool": 3,
+    "crawler.hosts": 3,
     # 4 wiring
     "crawler.run": 4,
     "crawler.reparse": 4,  # stored bodies (db) through parse and extract, written back
@@ -63,8 +64,9 @@ LAYER_NAMES = {
     4: "wiring",
     5: "entry",
 }
-# Layers whose modules may import each other (cycles are caught separately).
-SAME_LAYER_OK = frozenset({0, 1, 5})
+# Layers whose modules may import each other (cycles are caught separately); in layer 3 the
+# pool uses hosts (per-host politeness).
+SAME_LAYER_OK = frozenset({0, 1, 3, 5})
 # Third-party packages only one place may import.
 OWNERS: dict[str, str] = {
     "aiohttp": "crawler.fetch",

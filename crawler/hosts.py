@@ -1,0 +1,163 @@
+"""Per-host politeness and robots.txt, as one process of a run applies them.
+
+`Hosts.fetch` is the only way the pool fetches: at most `host_concurrency` requests to a host
+at once, its delay (or Crawl-delay) between their starts, Retry-After and 429/503 backoff;
+once another process has joined the run, the slots and delays go through the database
+(`HostGate`) so they hold across processes. `Hosts.robots` fetches, caches and refreshes each
+origin's robots.txt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, TypeVar
+
+from crawler.config import Settings
+from crawler.errors import DatabaseUnavailable
+from crawler.politeness import HostClock, retry_after
+from crawler.records import FetchResult
+from crawler.robots import RobotsPolicy
+from crawler.urls import host_key, origin
+
+T = TypeVar("T")
+ROBOTS_TTL = 3600.0
+ROBOTS_RETRY_TTL = 30.0
+ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
+MAX_RETRY_AFTER = 3600.0
+HOST_BUSY_WAIT = 0.2
+
+
+class Fetcher(Protocol):
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult: ...
+
+
+class HostGate(Protocol):
+    """Per-host request slots shared by the processes of a run."""
+
+    async def active(self) -> bool: ...
+    async def acquire(self, host: str, slots: int, delay: float) -> tuple[int, float] | None: ...
+    async def release(self, host: str, slot: int) -> None: ...
+    async def block(self, host: str, seconds: float) -> None: ...
+
+
+class WithDatabase(Protocol):
+    """Runs a database operation, waiting out an outage (the pool's `_with_db`)."""
+
+    async def __call__(self, operation: Callable[[], Awaitable[T]]) -> T: ...
+
+
+class Hosts:
+    """The hosts of a run as this process sees them: slots, clocks, robots policies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fetcher: Fetcher,
+        gate: HostGate | None,
+        with_db: WithDatabase,
+    ) -> None:
+        self.settings = settings
+        self.fetcher = fetcher
+        self.gate = gate
+        self.with_db = with_db
+        self.slots: dict[str, asyncio.Semaphore] = {}
+        self.clocks: dict[str, HostClock] = {}
+        self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
+        self.robots_locks: dict[str, asyncio.Lock] = {}
+
+    def saturated(self, url: str) -> bool:
+        """Are all of the URL's host's request slots in use in this process?"""
+        slot = self.slots.get(host_key(url))
+        return slot is not None and slot.locked()
+
+    def wait(self, url: str) -> float:
+        """Seconds before the URL's host may be asked again (Retry-After, backoff)."""
+        clock = self.clocks.get(host_key(url))
+        return 0.0 if clock is None else clock.waiting(time.monotonic())
+
+    async def fetch(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult:
+        """Fetch politely: at most host_concurrency requests to a host at once and the
+        host's delay between their starts; across processes once others joined the run."""
+        host = host_key(url)
+        slot = self.slots.get(host)
+        if slot is None:
+            slot = self.slots[host] = asyncio.Semaphore(self.settings.host_concurrency)
+            self.clocks.setdefault(host, HostClock(self.settings.delay))
+        clock = self.clocks[host]
+        async with slot:
+            shared = await self._shared_slot(host, clock) if self.gate is not None else None
+            wait = clock.reserve(time.monotonic()) if shared is None else shared[1]
+            try:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                result = await self.fetcher.fetch(url, headers=headers, max_redirects=max_redirects)
+            finally:
+                if shared is not None and self.gate is not None:
+                    with contextlib.suppress(DatabaseUnavailable):
+                        await self.gate.release(host, shared[0])
+            if result.status in (429, 503):
+                now = time.monotonic()
+                seconds = retry_after(result.header("retry-after"))
+                if seconds is not None:
+                    clock.block_until(now + min(seconds, MAX_RETRY_AFTER))
+                else:
+                    clock.throttled(now)
+                if shared is not None and self.gate is not None:
+                    with contextlib.suppress(DatabaseUnavailable):
+                        await self.gate.block(host, clock.waiting(now))
+            return result
+
+    async def _shared_slot(self, host: str, clock: HostClock) -> tuple[int, float] | None:
+        """A request slot of `host` from the database, once several processes share the run
+        (None while this process is alone: then the in-memory clock is enough)."""
+        gate = self.gate
+        assert gate is not None
+        if not await self.with_db(gate.active):
+            return None
+        limit = self.settings.host_concurrency
+        while True:
+            got = await self.with_db(lambda: gate.acquire(host, limit, clock.delay))
+            if got is not None:
+                return got
+            await asyncio.sleep(HOST_BUSY_WAIT)
+
+    async def robots(self, url: str) -> RobotsPolicy:
+        key = origin(url)
+        cached = self.policies.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        lock = self.robots_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self.policies.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+            result = await self.fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
+            status = result.status if result.error_kind is None else None
+            if result.error_kind in ("blocked_address", "dns"):
+                # A refused host, or a name that does not resolve: there is no robots.txt to
+                # obey, and waiting for one helps nothing; each fetch fails, and is recorded
+                # with its own reason (blocked_address, dns) by the fetcher itself.
+                status = 404
+            policy = RobotsPolicy.from_response(status, result.body, self.settings.user_agent)
+            ttl = ROBOTS_RETRY_TTL if policy.temporary else ROBOTS_TTL
+            self.policies[key] = (time.monotonic() + ttl, policy)
+            if policy.crawl_delay:
+                delay = min(policy.crawl_delay, self.settings.max_crawl_delay)
+                clock = self.clocks.setdefault(host_key(url), HostClock())
+                clock.delay = max(self.settings.delay, delay)
+            return policy
