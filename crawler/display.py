@@ -25,10 +25,16 @@ from crawler.run import Summary
 PROGRESS_EVERY = 10.0
 
 
-def _status_line(pool: Pool, elapsed: float) -> str:
+def _rate_and_queued(pool: Pool, elapsed: float) -> tuple[float, int]:
+    """Pages/s so far, and an estimate of the URLs still to do (found minus fetched)."""
     s = pool.stats
     rate = s.fetched / elapsed if elapsed > 0 else 0.0
-    queued = max(s.queued + 1 - s.fetched, len(pool.in_flight))
+    return rate, max(s.queued + 1 - s.fetched, len(pool.in_flight))
+
+
+def _status_line(pool: Pool, elapsed: float) -> str:
+    s = pool.stats
+    rate, queued = _rate_and_queued(pool, elapsed)
     return (
         f"fetched {s.fetched}  pages {s.pages}  queued ~{queued}  "
         f"errors {s.errors}  {rate:.1f} pages/s  {elapsed:.0f}s"
@@ -37,8 +43,7 @@ def _status_line(pool: Pool, elapsed: float) -> str:
 
 def _progress_table(pool: Pool, elapsed: float) -> Table:
     s = pool.stats
-    rate = s.fetched / elapsed if elapsed > 0 else 0.0
-    queued = max(s.queued + 1 - s.fetched, len(pool.in_flight))
+    rate, queued = _rate_and_queued(pool, elapsed)
     table = Table.grid(padding=(0, 2))
     for _ in range(6):
         table.add_column(justify="right")

@@ -130,7 +130,6 @@ class Pool:
         self.rules = rules
         self.sitemap_origins = sitemap_origins
         self.sitemaps_done = not sitemap_origins
-        self.open_rows = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -201,10 +200,10 @@ class Pool:
                 continue
             if not self.in_flight and self.sitemaps_done:
                 try:
-                    self.open_rows = await self._with_db(self.frontier.open_count)
+                    open_rows = await self._with_db(self.frontier.open_count)
                 except DatabaseUnavailable:
                     break
-                if self.open_rows == 0:
+                if open_rows == 0:
                     return "finished"
             await self._wait(idle)
             idle = min(idle * 2, 1.0)

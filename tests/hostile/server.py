@@ -536,9 +536,9 @@ RAW_ROUTES: dict[str, RawHandler] = {
 class RawServer:
     """asyncio.start_server on 127.0.0.1:0; the request path picks a canned reply."""
 
-    def __init__(self, routes: dict[str, RawHandler], closing: asyncio.Event) -> None:
+    def __init__(self, routes: dict[str, RawHandler], closing: asyncio.Event | None = None) -> None:
         self.routes = routes
-        self.closing = closing
+        self.closing = closing or asyncio.Event()
         self.handlers: set[asyncio.Future[None]] = set()
         self.server: asyncio.Server | None = None
 
@@ -554,6 +554,12 @@ class RawServer:
         self.closing.set()  # waiting handlers return instead of being cancelled
         await asyncio.gather(*self.handlers)
         await self.server.wait_closed()
+
+    async def __aenter__(self) -> str:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from crawler.config import Settings
 from crawler.fetch import ACCEPT_ENCODING, KEPT_HEADERS, Fetcher
 from crawler.records import FetchResult
+from tests.hostile.server import RawHandler, RawServer, canned
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -256,19 +257,6 @@ async def server() -> AsyncIterator[str]:
 # --- a raw socket server for what aiohttp.web will not send ------------------------------
 
 # A handler gets the connection's writer and an event set when the server shuts down.
-RawHandler = Callable[[asyncio.StreamWriter, asyncio.Event], Awaitable[None]]
-
-
-def canned(data: bytes, *, hang: bool = False) -> RawHandler:
-    async def send(writer: asyncio.StreamWriter, closing: asyncio.Event) -> None:
-        writer.write(data)
-        await writer.drain()
-        if hang:
-            await closing.wait()
-
-    return send
-
-
 SNIFF_BODY = b"\n  <!doctype html><p>caf\xc3\xa9</p>"
 RAW_ROUTES: dict[str, RawHandler] = {
     "/no-content-type": canned(
@@ -311,43 +299,6 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "/hang-up": canned(b""),
     "/slow-headers": canned(b"HTTP/1.1 200 OK\r\n", hang=True),
 }
-
-
-class RawServer:
-    """asyncio.start_server on 127.0.0.1:0; the request path picks a canned reply."""
-
-    def __init__(self, routes: dict[str, RawHandler]) -> None:
-        self.routes = routes
-        self.closing = asyncio.Event()
-        self.handlers: set[asyncio.Future[object]] = set()
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        self.closing.set()  # hanging handlers return instead of being cancelled
-        await asyncio.gather(*self.handlers)
-        await self.server.wait_closed()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self.handlers.add(done)
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            path = head.split(b" ", 2)[1].decode()
-            await self.routes[path](writer, self.closing)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-            done.set_result(None)
 
 
 @pytest.fixture
