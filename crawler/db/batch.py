@@ -7,7 +7,8 @@ written. The statement takes its input as parallel arrays, one element per task,
 
 1. marks the tasks' frontier rows done, fenced by the lease owner: a task whose lease has
    passed to another process writes nothing (`live` holds the rest);
-2. upserts the HTML pages (`kind = 'page'`), in URL order, and replaces their links;
+2. upserts the HTML pages (`kind = 'page'`), in URL order, and replaces their links (each
+   page's links travel as three newline-separated strings, split by the server);
 3. records every exchange in `fetches`, with its outcome (new / changed / unchanged / gone);
 4. refreshes pages that answered 304 (`not_modified`) and marks 404/410 pages gone;
 5. keeps compressed bodies (--store-body), one per content hash;
@@ -24,7 +25,10 @@ Plans: the tables grow from nothing during a first crawl, faster than autovacuum
 them, so the planner works from stale statistics. Every lookup is therefore written so that
 only one plan is possible, an index probe per row (LATERAL … LIMIT 1, `= ANY(ARRAY(…))`):
 measured on a fresh 10,000-page crawl, `url IN (SELECT …)` became a scan of every page of the
-crawl per batch, 24 million rows read for 5,000 pages.
+crawl per batch, 24 million rows read for 5,000 pages. That is not enough on its own: a
+generic plan cached while the tables were nearly empty chose the wrong index for those
+probes, so the crawl's connections plan every statement afresh (`plan_cache_mode`, see
+crawler.db.database).
 """
 
 from __future__ import annotations
@@ -49,10 +53,12 @@ WITH input AS (
         CAST(:description AS text[]), CAST(:canonical AS text[]), CAST(:lang AS text[]),
         CAST(:h1 AS text[]), CAST(:text AS text[]), CAST(:meta_robots AS text[]),
         CAST(:content_hash AS text[]), CAST(:etag AS text[]), CAST(:last_modified AS text[]),
-        CAST(:depth AS integer[]), CAST(:data AS text[]), CAST(:body AS bytea[])
+        CAST(:depth AS integer[]), CAST(:data AS text[]), CAST(:body AS bytea[]),
+        CAST(:link_urls AS text[]), CAST(:link_texts AS text[]), CAST(:link_nofollow AS text[])
     ) AS t(fid, kind, url, final_url, status, content_type, bytes, elapsed_ms, redirects,
            error_kind, error, title, description, canonical, lang, h1, text, meta_robots,
-           content_hash, etag, last_modified, depth, data, body)
+           content_hash, etag, last_modified, depth, data, body, link_urls, link_texts,
+           link_nofollow)
 ),
 done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
@@ -144,11 +150,14 @@ old_links AS (
 ),
 new_links AS (
     INSERT INTO links (page_id, target_url, anchor_text, nofollow)
-    SELECT page.id, l.target, l.anchor, l.nofollow
-    FROM unnest(CAST(:link_source AS text[]), CAST(:link_url AS text[]),
-                CAST(:link_text AS text[]), CAST(:link_nofollow AS boolean[]))
-         AS l(source, target, anchor, nofollow)
-    JOIN page ON page.url = l.source
+    SELECT page.id, l.target, coalesce(l.anchor, ''), l.nofollow
+    FROM page
+    JOIN live ON live.url = page.url
+    CROSS JOIN LATERAL unnest(
+        string_to_array(live.link_urls, E'\n'),
+        string_to_array(live.link_texts, E'\n'),
+        CAST(string_to_array(live.link_nofollow, E'\n') AS boolean[])
+    ) AS l(target, anchor, nofollow)
 ),
 body AS (
     INSERT INTO bodies (content_hash, body)
@@ -185,6 +194,17 @@ def clean(value: str | None) -> str | None:
     return value
 
 
+def _lines(values: tuple[str, ...], newline: str) -> str:
+    """The values as one string, a line each, for `string_to_array(…, E'\\n')` in the
+    statement: one array element a page instead of one a link, which saves the driver most
+    of its encoding work. Canonical URLs and collapsed anchor texts hold no newline; one that
+    somehow does has it replaced by `newline`, so the lines always match the links."""
+    joined = "\n".join(values)
+    if joined.count("\n") != len(values) - 1:
+        joined = "\n".join(value.replace("\n", newline) for value in values)
+    return joined
+
+
 _COLUMNS = [
     "fid",
     "kind",
@@ -210,6 +230,9 @@ _COLUMNS = [
     "depth",
     "data",
     "body",
+    "link_urls",
+    "link_texts",
+    "link_nofollow",
 ]
 
 
@@ -218,14 +241,6 @@ class BatchParams:
     """The parallel arrays of one batch statement."""
 
     columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in _COLUMNS})
-    links: dict[str, list[Any]] = field(
-        default_factory=lambda: {
-            "link_source": [],
-            "link_url": [],
-            "link_text": [],
-            "link_nofollow": [],
-        }
-    )
     enqueue: dict[str, list[Any]] = field(
         default_factory=lambda: {"enqueue_fid": [], "enqueue_url": [], "enqueue_depth": []}
     )
@@ -258,6 +273,9 @@ class BatchParams:
             "depth": task.depth,
             "data": None,
             "body": None,
+            "link_urls": "",
+            "link_texts": "",
+            "link_nofollow": "",
         }
         if page is not None:
             row.update(
@@ -273,12 +291,13 @@ class BatchParams:
                 data=json.dumps(page.data),
                 body=None if record.body is None else zlib.compress(record.body, 6),
             )
-            links = self.links
-            for target, anchor, nofollow in page.links:
-                links["link_source"].append(task.url)
-                links["link_url"].append(target)
-                links["link_text"].append(clean(anchor))
-                links["link_nofollow"].append(nofollow)
+            if page.links:
+                targets, anchors, nofollows = zip(*page.links, strict=True)
+                row.update(
+                    link_urls=_lines(targets, "%0A"),
+                    link_texts=clean(_lines(anchors, " ")),
+                    link_nofollow="\n".join(["t" if n else "f" for n in nofollows]),
+                )
         for name, value in row.items():
             self.columns[name].append(value)
         enqueue = self.enqueue
@@ -293,6 +312,5 @@ class BatchParams:
             "run_id": run_id,
             "owner": owner,
             **self.columns,
-            **self.links,
             **self.enqueue,
         }

@@ -144,7 +144,8 @@ class LinkRow(Base):
     __table_args__ = (Index(None, "page_id"), Index(None, "target_url"))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    # pages.id, kept by a trigger (migration 0003), not a foreign key: see that migration.
+    page_id: Mapped[int] = mapped_column(BigInteger)
     target_url: Mapped[str] = mapped_column(Text)
     anchor_text: Mapped[str | None] = mapped_column(Text)
     nofollow: Mapped[bool] = mapped_column(Boolean, server_default="false")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from aiohttp import web
 
 from crawler.config import load_settings
 from crawler.run import crawl
-from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_site
+from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
 
 pytestmark = pytest.mark.db
 
@@ -124,3 +125,55 @@ async def test_include_exclude_and_allow_host(db_url: str) -> None:
     assert "/sub/c.html" not in urls
     assert "/moved" not in urls and "/file.pdf" not in urls
     assert "/a.html" in urls
+
+
+LINK_SHAPES = {
+    # One link, no text: its anchor is stored as '' (the links of a page travel as lines).
+    "/": '<title>one</title><a href="/two.html"><img src="x.png" alt=""></a>',
+    # Links in document order, texts with markup and blanks, one nofollow.
+    "/two.html": (
+        "<title>two</title>"
+        '<a href="/three.html">  Third\n <b>page</b> </a>'
+        '<a href="/one.html#top" rel="NoFollow">back</a>'
+        '<a href="/three.html"></a>'
+    ),
+    "/three.html": "<title>three</title><p>no links at all</p>",
+}
+
+
+async def _link_shapes(request: web.Request) -> web.Response:
+    body = LINK_SHAPES.get(request.path)
+    if body is None:
+        return web.Response(status=404, text="no")
+    return web.Response(text=body, content_type="text/html")
+
+
+async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", _link_shapes)
+    async with serve_app(app) as base:
+        await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT p.url, l.target_url, l.anchor_text, l.nofollow FROM links l "
+            "JOIN pages p ON p.id = l.page_id ORDER BY p.url, l.id"
+        )
+        links = [(r["url"].removeprefix(base), *r[1:]) for r in rows]
+        assert links == [
+            ("/", base + "/two.html", "", False),
+            ("/two.html", base + "/three.html", "Third page", False),
+            ("/two.html", base + "/one.html", "back", True),
+            ("/two.html", base + "/three.html", "", False),
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM pages") == 3
+
+        # Deleting a page deletes its links (a trigger: links.page_id has no foreign key) ...
+        await conn.execute("DELETE FROM pages WHERE url = $1", base + "/")
+        assert await conn.fetchval("SELECT count(*) FROM links") == 3
+        # ... and so does deleting the crawl, through the pages it cascades to.
+        await conn.execute("DELETE FROM crawls")
+        assert await conn.fetchval("SELECT count(*) FROM pages") == 0
+        assert await conn.fetchval("SELECT count(*) FROM links") == 0
+    finally:
+        await conn.close()
