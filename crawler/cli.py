@@ -79,6 +79,10 @@ def crawl(
     store_body: Annotated[
         bool, typer.Option(help="Keep compressed response bodies (for crawler reparse).")
     ] = False,
+    parse_processes: Annotated[
+        int | None,
+        typer.Option(help="Processes that parse pages beside the crawl (0: parse in it)."),
+    ] = None,
     revisit_after: Annotated[
         str | None,
         typer.Option(help="Do not refetch pages fetched more recently than this (e.g. 6h, 2d)."),
@@ -134,6 +138,7 @@ def crawl(
         retries=retries,
         allow_private=True if allow_private else None,
         store_body=True if store_body else None,
+        parse_processes=parse_processes,
         revisit_after=revisit_after,
         max_duration=max_duration,
         fail_on_error_rate=fail_on_error_rate,

@@ -73,6 +73,7 @@ class Settings:
     database_wait: float = 300.0
     allow_private: bool = False
     store_body: bool = False
+    parse_processes: int = 1
     json: bool = False
     quiet: bool = False
     log_format: str = "text"
@@ -98,6 +99,7 @@ class Settings:
             "retries",
             "max_redirects",
             "total_timeout",
+            "parse_processes",
         )
         for key in non_negative:
             if getattr(self, key) < 0:
@@ -105,6 +107,8 @@ class Settings:
         for key in ("max_body_bytes", "max_header_bytes", "max_url_length", "lease_seconds"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{_flag(key)} must be greater than 0")
+        if self.parse_processes > 64:
+            raise ConfigError("--parse-processes must be at most 64")
         if self.concurrency > 1000:
             raise ConfigError("--concurrency must be at most 1000")
         if not 0.0 <= self.fail_on_error_rate <= 1.0:

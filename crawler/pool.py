@@ -22,9 +22,9 @@ from typing import Protocol, TypeVar
 
 from crawler.config import Settings
 from crawler.errors import DatabaseUnavailable
-from crawler.extract import CompiledRules
 from crawler.hosts import Fetcher, HostGate, Hosts
-from crawler.parse import parse_html, stored_page
+from crawler.parse import stored_page
+from crawler.parsers import InlineParser, Parser
 from crawler.politeness import backoff, retry_after
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.robots import RobotsPolicy
@@ -43,7 +43,6 @@ KNOWN_URLS = 50_000
 SATURATED_PAUSE = 0.01
 MAX_LOOKAHEAD = 8  # batches claimed ahead when every queued task's host is busy
 POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task goes back
-PARSE_IN_THREAD = 100_000  # characters
 MAX_SITEMAPS = 50
 
 
@@ -105,7 +104,7 @@ class Pool:
         already_fetched: int = 0,
         sitemap_origins: tuple[str, ...] = (),
         gate: HostGate | None = None,
-        rules: CompiledRules | None = None,
+        parser: Parser | None = None,
     ) -> None:
         self.settings = settings
         self.scope = scope
@@ -127,7 +126,7 @@ class Pool:
         self.hosts = Hosts(settings, fetcher, gate, self._with_db)
         self.waiting_on_hosts = 0
         self.unstarted: list[int] = []
-        self.rules = rules
+        self.parser = parser or InlineParser(None)
         self.sitemap_origins = sitemap_origins
         self.sitemaps_done = not sitemap_origins
 
@@ -457,12 +456,7 @@ class Pool:
             return PageRecord(task, result, None, None, tuple(target), task.depth)
         if result.text is None or not _is_html(result.content_type):
             return PageRecord(task, result, None, None)
-        if len(result.text) > PARSE_IN_THREAD:
-            # Big or deeply nested documents take lexbor long (it grows with the square of
-            # the nesting depth); it releases the GIL, so the loop keeps turning meanwhile.
-            page = await asyncio.to_thread(parse_html, result.text, result.final_url, self.rules)
-        else:
-            page = parse_html(result.text, result.final_url, self.rules)
+        page = await self.parser.parse(result.text, result.final_url)
         digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
         follow: tuple[str, ...] = ()
         obey = self.settings.obey_meta_robots

@@ -30,6 +30,7 @@ from crawler.db.store import PgPageSink
 from crawler.errors import ConfigError, RunLocked
 from crawler.extract import CompiledRules, compile_rules
 from crawler.fetch import Fetcher, private_hosts
+from crawler.parsers import parser_for
 from crawler.pool import Pool
 from crawler.records import RunStats
 from crawler.scope import Scope
@@ -225,7 +226,9 @@ async def _crawl_run(
     fetcher_ = Fetcher(
         settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
     )
-    async with fetcher_ as fetcher:
+    parser = parser_for(settings, rules)
+    async with fetcher_ as fetcher, contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(parser.aclose)
         origins = () if run.resumed else tuple(dict.fromkeys(origin(s) for s in crawl_info.seeds))
         pool = Pool(
             settings,
@@ -236,7 +239,7 @@ async def _crawl_run(
             already_fetched=already,
             sitemap_origins=origins,
             gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
-            rules=rules,
+            parser=parser,
         )
         exit_code = EXIT_OK
         watching = watch(pool) if watch is not None else contextlib.nullcontext()

@@ -233,6 +233,8 @@ BAD_FLAGS: dict[str, tuple[dict[str, Any], str]] = {
     "bad database url": ({"database_url": "mysql://u:p@h/db"}, "--database-url"),
     "non-http seed": ({"seeds": ("ftp://x/",)}, "ftp://x/"),
     "relative seed": ({"seeds": ("example.com",)}, "example.com"),
+    "negative parse processes": ({"parse_processes": -1}, "--parse-processes"),
+    "too many parse processes": ({"parse_processes": 65}, "--parse-processes"),
 }
 
 

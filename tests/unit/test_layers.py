@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     # 3 concurrency
     "crawler.pool": 3,
     "crawler.hosts": 3,
+    "crawler.parsers": 3,  # parse on the loop or in worker processes
     # 4 wiring
     "crawler.run": 4,
     "crawler.reparse": 4,  # stored bodies (db) through parse and extract, written back

@@ -1,0 +1,189 @@
+"""crawler.parsers: pages parsed in real worker processes, and what happens when they die."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from crawler.config import ExtractRule
+from crawler.extract import compile_rules
+from crawler.parse import parse_html
+from crawler.parsers import InlineParser, ProcessParser
+
+URL = "http://127.0.0.1:8000/dir/page.html"
+RULES = (ExtractRule("price", ".price"), ExtractRule("tags", "li.tag", all=True))
+
+
+def page_html(n: int) -> str:
+    links = "".join(f'<a href="p{n}-{i}.html">link {i}</a>\n' for i in range(30))
+    return (
+        f"<html lang=en><head><title>Page {n}</title></head><body><h1>Head {n}</h1>"
+        f'<p class="price">{n}.99</p><ul><li class="tag">a{n}</li><li class="tag">b</li></ul>'
+        f"<p>Some   text\n of page {n}.</p>{links}</body></html>"
+    )
+
+
+# Deep nesting makes lexbor slow (quadratic in the depth): a page a worker is still busy with.
+SLOW_HTML = "<div>" * 6000 + "deep" + "</div>" * 6000
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+async def wait_for(condition: object, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_workers_parse_as_the_loop_does() -> None:
+    parser = ProcessParser(RULES, compile_rules(RULES), processes=2, inline_first=0)
+    try:
+        pages = await asyncio.gather(*(parser.parse(page_html(n), URL) for n in range(40)))
+        assert len(parser.workers) == 2
+    finally:
+        await parser.aclose()
+    compiled = compile_rules(RULES)
+    assert pages == [parse_html(page_html(n), URL, compiled) for n in range(40)]
+    assert pages[3].data == {"price": "3.99", "tags": ["a3", "b"]}
+    assert len(pages[3].links) == 30
+
+
+async def test_a_small_crawl_starts_no_process() -> None:
+    parser = ProcessParser((), None, processes=1, inline_first=3)
+    try:
+        for n in range(3):
+            await parser.parse(page_html(n), URL)
+        assert parser.workers == []
+        page = await parser.parse(page_html(3), URL)
+        assert page.title == "Page 3"
+        assert len(parser.workers) == 1
+    finally:
+        await parser.aclose()
+
+
+async def test_close_ends_the_workers() -> None:
+    parser = ProcessParser((), None, processes=2, inline_first=0)
+    await asyncio.gather(*(parser.parse(page_html(n), URL) for n in range(4)))
+    processes = [worker.process for worker in parser.workers]
+    await parser.aclose()
+    assert all(process.returncode is not None for process in processes)
+    # After close, pages are still parsed (on the loop), never lost.
+    assert (await parser.parse(page_html(1), URL)).title == "Page 1"
+
+
+async def test_a_killed_worker_is_replaced_and_its_pages_finish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    parser = ProcessParser((), None, processes=1, inline_first=0)
+    try:
+        await parser.parse(page_html(0), URL)
+        first = parser.workers[0].process.pid
+        pending = [asyncio.create_task(parser.parse(SLOW_HTML, URL))]
+        pending += [asyncio.create_task(parser.parse(page_html(n), URL)) for n in range(1, 20)]
+        await wait_for(lambda: len(parser.workers[0].jobs) == 20)
+        os.kill(first, signal.SIGKILL)
+        with caplog.at_level(logging.WARNING, logger="crawler"):
+            pages = await asyncio.gather(*pending)
+        assert [p.title for p in pages[1:]] == [f"Page {n}" for n in range(1, 20)]
+        assert parser.workers[0].process.pid != first
+        assert "a parser process died" in caplog.text
+    finally:
+        await parser.aclose()
+
+
+async def test_a_page_that_kills_two_workers_fails_alone() -> None:
+    parser = ProcessParser((), None, processes=1, inline_first=0)
+    try:
+        await parser.parse(page_html(0), URL)
+        victim = asyncio.create_task(parser.parse(SLOW_HTML, URL))
+        killed: set[int] = set()
+
+        def holder() -> int | None:
+            """The pid of a worker not killed yet that holds the page."""
+            for worker in parser.workers:
+                if worker.jobs and worker.process.pid not in killed:
+                    return worker.process.pid
+            return None
+
+        for _ in range(2):
+            await wait_for(lambda: holder() is not None)
+            pid = holder()
+            assert pid is not None
+            killed.add(pid)
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="died on this page"):
+            await victim
+        assert (await parser.parse(page_html(5), URL)).title == "Page 5"  # the crawl goes on
+    finally:
+        await parser.aclose()
+
+
+async def test_workers_that_cannot_start_leave_parsing_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    parser = ProcessParser((), None, processes=1, inline_first=0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="crawler"):
+            page = await parser.parse(page_html(7), URL)
+        assert page == parse_html(page_html(7), URL)
+        assert parser.disabled
+        assert "parser processes do not start" in caplog.text
+    finally:
+        await parser.aclose()
+
+
+async def test_inline_parser_hands_big_documents_to_a_thread() -> None:
+    big = "<p>" + "word " * 30_000 + "</p>"
+    page = await InlineParser(None).parse(big, URL)
+    assert page.text.startswith("word word")
+
+
+CHILD = """
+import asyncio, os, sys
+from crawler.parsers import ProcessParser
+
+async def main():
+    parser = ProcessParser((), None, processes=1, inline_first=0)
+    await parser.parse("<title>x</title>", "http://127.0.0.1/")
+    print(parser.workers[0].process.pid, flush=True)
+    sys.stdin.readline()  # killed while waiting here
+
+asyncio.run(main())
+"""
+
+
+def test_workers_exit_when_the_crawl_is_killed() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            worker = int(child.stdout.readline())
+            assert alive(worker)
+        finally:
+            child.kill()
+            child.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived its killed parent"
+        time.sleep(0.05)
