@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import gc
 import hashlib
 import logging
 import time
@@ -44,6 +45,7 @@ SATURATED_PAUSE = 0.01
 MAX_LOOKAHEAD = 8  # batches claimed ahead when every queued task's host is busy
 POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task goes back
 MAX_SITEMAPS = 50
+SITEMAP_SLICE = 500  # sitemap URLs decided on between two turns of the loop
 
 
 class KnownUrls:
@@ -142,6 +144,11 @@ class Pool:
         the time budget is spent ('timeout': in-flight tasks finish) or stop() is called
         ('stopped': in-flight tasks get `grace` seconds). Raises DatabaseUnavailable when the
         database stayed away longer than settings.database_wait."""
+        # What the process built to get here (modules, the CLI, SQLAlchemy's and aiohttp's
+        # setup) lives as long as the crawl: frozen, it is not walked again by every full
+        # collection, each of which held the loop for about 60 ms (2 ms once frozen).
+        gc.collect()
+        gc.freeze()
         self.stats.started_at = time.monotonic()
         workers = [asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)]
         helpers = [
@@ -165,6 +172,7 @@ class Pool:
                 await asyncio.shield(self.frontier.release(leftover))
             self.stats.finished_at = time.monotonic()
             self.stats.loop_lag_ms = self.lag_summary()
+            gc.unfreeze()
         if self.fatal is not None:
             raise self.fatal
         return outcome
@@ -284,10 +292,14 @@ class Pool:
                 result = await self.hosts.fetch(url)
                 if result.error_kind is not None or result.status != 200:
                     continue
-                sitemap = parse_sitemap(result.body)
+                # A sitemap may list 50,000 URLs: parsed in a thread, and decided on in slices,
+                # so that it never holds the loop for long.
+                sitemap = await asyncio.to_thread(parse_sitemap, result.body)
                 todo.extend(sitemap.sitemaps)
                 entries = []
-                for loc, lastmod in sitemap.urls:
+                for n, (loc, lastmod) in enumerate(sitemap.urls, 1):
+                    if n % SITEMAP_SLICE == 0:
+                        await asyncio.sleep(0)
                     canonical = canonicalize(loc)
                     if canonical is not None and self.scope.decide(canonical, 1).follow:
                         entries.append((canonical, lastmod))
