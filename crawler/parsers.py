@@ -40,14 +40,7 @@ from crawler.extract import CompiledRules, compile_rules
 from crawler.parse import parse_html
 from crawler.records import Page
 
-__all__ = [
-    "INLINE_FIRST",
-    "PARSE_IN_THREAD",
-    "InlineParser",
-    "Parser",
-    "ProcessParser",
-    "parser_for",
-]
+__all__ = ["InlineParser", "Parser", "ProcessParser", "parser_for"]
 
 log = logging.getLogger("crawler")
 
