@@ -52,6 +52,21 @@ def _collapse(text: str | None) -> str:
     return " ".join(text.split()) if text else ""
 
 
+# The ASCII characters str.split() splits on (str.isspace), each to a space.
+_ASCII_BLANKS = bytes.maketrans(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b" " * 9)
+
+
+def _collapse_long(text: str) -> str:
+    """`_collapse` for a page's text: ASCII text is done on bytes, splitting only at runs of
+    two or more blanks, instead of making a string of every word (half the CPU for 30 KB of
+    text, and the text was a third of a page's parse). Other text is split word by word."""
+    if not text.isascii():
+        return " ".join(text.split())
+    data = text.encode().translate(_ASCII_BLANKS)
+    parts = [part.strip(b" ") for part in data.split(b"  ")]
+    return b" ".join([part for part in parts if part]).decode()
+
+
 def _or_none(text: str) -> str | None:
     return text or None
 
@@ -94,7 +109,7 @@ def _links(tree: LexborHTMLParser, base: str) -> tuple[Link, ...]:
         texts: list[str] = []
         nofollows: list[bool] = []
         for node in nodes[start : start + _BATCH]:
-            attrs = node.attrs
+            attrs = node.attributes  # one dict: cheaper than a lookup in lexbor per name
             hrefs.append(attrs.get("href") or "")
             # <area> has no content; its alt text is what a reader gets instead.
             raw = attrs.get("alt") if node.tag == "area" else node.text(separator=" ")
@@ -162,7 +177,7 @@ def _text(tree: LexborHTMLParser) -> str:
     # Collapsing a 50 MB string would cost more than the result is worth: cut first, at a
     # length that leaves MAX_TEXT_CHARS after collapsing unless the text is mostly blanks.
     raw = raw[: 4 * MAX_TEXT_CHARS]
-    return _collapse(raw)[:MAX_TEXT_CHARS].rstrip()
+    return _collapse_long(raw)[:MAX_TEXT_CHARS].rstrip()
 
 
 def parse_html(html: str, url: str, rules: CompiledRules | None = None) -> Page:

@@ -453,3 +453,19 @@ def test_garbage_never_raises(html: str) -> None:
 def test_odd_page_url_never_raises(page_url: str) -> None:
     page = parse_html('<a href="/a">A</a><a href="https://h.example/">H</a>', page_url)
     assert page.links in ((), (("https://h.example/", "H", False),))
+
+
+@pytest.mark.parametrize("alphabet", ["ascii", "unicode"])
+def test_page_text_is_collapsed_as_str_split_collapses_it(alphabet: str) -> None:
+    """The bytes fast path for ASCII text gives exactly `" ".join(text.split())`."""
+    from crawler.parse import _collapse_long
+
+    blanks = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f"]
+    words = ["a", "bc", "def", ".", "x\x00y", "  a  "]
+    if alphabet == "unicode":
+        blanks += ["\xa0", "\u2003", "\u3000", "\x85"]
+        words += ["é", "\u2019s", "\U0001f600"]
+    rng = random.Random(7)
+    for _ in range(2_000):
+        text = "".join(rng.choice(blanks if rng.random() < 0.5 else words) for _ in range(30))
+        assert _collapse_long(text) == " ".join(text.split()), repr(text)
