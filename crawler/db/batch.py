@@ -27,8 +27,7 @@ only one plan is possible, an index probe per row (LATERAL … LIMIT 1, `= ANY(A
 measured on a fresh 10,000-page crawl, `url IN (SELECT …)` became a scan of every page of the
 crawl per batch, 24 million rows read for 5,000 pages. That is not enough on its own: a
 generic plan cached while the tables were nearly empty chose the wrong index for those
-probes, so the crawl's connections plan every statement afresh (`plan_cache_mode`, see
-crawler.db.database).
+probes, so a run analyzes its tables early, which replaces those plans (crawler.db.store).
 """
 
 from __future__ import annotations

@@ -90,14 +90,6 @@ class Database:
                     # are simply crawled again). It makes each page write several times
                     # cheaper on slow disks.
                     "synchronous_commit": "off",
-                    # Plan each statement with the tables as they are now. A first crawl's
-                    # tables grow from nothing faster than autovacuum analyzes them, and a
-                    # cached generic plan, made while they were nearly empty, kept a choice
-                    # that was only right then: measured on a fresh 10,000-page crawl, the
-                    # page lookups walked the (crawl_id, status) index instead of the unique
-                    # (crawl_id, url) one, 60 million index rows read, and the crawl slowed
-                    # as it grew. Planning costs about 1 ms per batch statement instead.
-                    "plan_cache_mode": "force_custom_plan",
                 },
                 "timeout": 10,
             },

@@ -8,8 +8,9 @@ HTML pages with the crawler's own parser into the records a crawl would write, s
 embedded PostgreSQL in a temporary folder, and for each variant of the schema (a fresh
 database cloned from the migrated one, then changed by the variant's DDL) replays the
 records through the crawl's batch statement (``crawler.db.batch.WRITE_BATCH``, batches of
-``--batch`` pages, one connection, prepared once), measuring the CPU of that connection's
-server process from /proc (Linux) and the wall time. Medians of ``--reps`` repetitions,
+``--batch`` pages, one connection, prepared once, the tables analyzed after
+``ANALYZE_AFTER`` pages as a crawl does), measuring the CPU of that connection's server
+process from /proc (Linux) and the wall time. Medians of ``--reps`` repetitions,
 run interleaved so drift hits every variant alike.
 
 Variants:
@@ -42,6 +43,7 @@ import asyncpg
 from crawler.config import normalise_database_url
 from crawler.db import embedded, migrate
 from crawler.db.batch import WRITE_BATCH, BatchParams
+from crawler.db.store import ANALYZE_AFTER, ANALYZE_TABLES
 from crawler.parse import parse_html
 from crawler.records import CrawlTask, FetchResult, PageRecord
 from tests.sitegen import generate, served_path
@@ -113,7 +115,7 @@ async def replay(
     finally:
         await admin.close()
     url = server_url.replace(f"/{embedded.DATABASE}?", f"/{name}?")
-    settings = {"synchronous_commit": "off", "plan_cache_mode": "force_custom_plan"}
+    settings = {"synchronous_commit": "off"}
     conn = await asyncpg.connect(url, server_settings=settings)
     try:
         for ddl in VARIANTS[variant]:
@@ -147,6 +149,8 @@ async def replay(
             if variant == "no_text":
                 values["text"] = [None] * len(values["text"])
             await statement.fetchrow(*[values[n] for n in names])
+            if start < ANALYZE_AFTER <= start + size:  # as the crawl's sink does
+                await conn.execute(ANALYZE_TABLES.text)
         cpu1, wall1 = backend_cpu(pid), time.perf_counter()
     finally:
         await conn.close()

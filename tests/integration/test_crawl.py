@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 
 from crawler.config import load_settings
+from crawler.db import store
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
 
@@ -177,3 +178,28 @@ async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM links") == 0
     finally:
         await conn.close()
+
+
+async def test_a_run_analyzes_its_tables_once_it_has_written_enough_pages(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics for the planner's cached plans (crawler.db.store): once, early in a run."""
+    monkeypatch.setattr(store, "ANALYZE_AFTER", 2)
+    async with serve_site() as base:
+        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 2})
+        summary = await crawl(settings)
+    assert summary.status == "finished"
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        counts = await conn.fetch(
+            "SELECT relname, analyze_count FROM pg_stat_user_tables "
+            "WHERE relname IN ('pages', 'frontier', 'links', 'fetches')"
+        )
+    finally:
+        await conn.close()
+    assert {r["relname"]: r["analyze_count"] for r in counts} == {
+        "pages": 1,
+        "frontier": 1,
+        "links": 1,
+        "fetches": 1,
+    }
