@@ -68,6 +68,11 @@ _E = TypeVar("_E", bound=BaseException)
 _AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 _CHUNK = 64 * 1024
 _MESSAGE_MAX = 300
+# A URL's "scheme://authority" (urlsplit's scheme and netloc, delimiters included).
+_SCHEME_AND_AUTHORITY = re.compile(r"[^:/?#]*://[^/?#]*")
+_UNUSABLE = "unusable"  # a verdict of _check_url: no http(s) URL with a host
+_UNJUDGED = "unjudged"
+MAX_VERDICTS = 10_000
 _META_SCAN = 4096
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _BOMS = (
@@ -315,6 +320,7 @@ class Fetcher:
         self._resolver = resolver
         self._guard: GuardedResolver | None = None
         self._policy = AddressPolicy.of(allow_all=allow_private, hosts=allowed_private_hosts or ())
+        self._verdicts: dict[str, str | None] = {}  # _check_url's, by scheme and authority
 
     @property
     def address_policy(self) -> AddressPolicy:
@@ -330,6 +336,7 @@ class Fetcher:
             if self._allowed_private_hosts is None and not self._allow_private:
                 seeds = await private_hosts(s.seeds, resolver=inner, dns_seconds=s.connect_timeout)
                 self._policy = AddressPolicy.of(hosts=seeds)
+                self._verdicts.clear()
         except BaseException:
             if self._resolver is None:
                 await inner.close()
@@ -484,20 +491,35 @@ class Fetcher:
         limit = self._settings.max_url_length
         if len(url) > limit:
             raise _Failure("url_too_long", f"URL is {len(url)} characters, over {limit}")
+        # The verdict depends on the scheme and authority only: kept per "scheme://authority"
+        # (a crawl has few), it spares each fetch a urlsplit and an IP parse.
+        match = _SCHEME_AND_AUTHORITY.match(url)
+        key = url if match is None else match.group()
+        verdict = self._verdicts.get(key, _UNJUDGED)
+        if verdict is _UNJUDGED:
+            verdict = self._verdicts[key] = self._judge(key)
+            if len(self._verdicts) > MAX_VERDICTS:
+                self._verdicts.clear()
+        if verdict == _UNUSABLE:
+            raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
+        if verdict is not None:
+            raise _Failure("blocked_address", verdict)
+
+    def _judge(self, url: str) -> str | None:
+        """None for a usable URL; `_UNUSABLE`; or why its IP literal is refused."""
         try:
             parts = urlsplit(url)
             usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
         except ValueError:  # e.g. an unclosed '[' IPv6 literal
             usable = False
         if not usable:
-            raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
+            return _UNUSABLE
         # An IP literal never reaches the resolver (aiohttp connects to it directly): check
         # it here, before any request. Names are checked on what they resolve to.
         ip = _ip_literal(parts.hostname or "")
         if ip is not None and not is_public_address(ip) and not self._policy.trusts(str(ip)):
-            raise _Failure(
-                "blocked_address", f"{ip} is a {_describe(ip)} address, not a public one"
-            )
+            return f"{ip} is a {_describe(ip)} address, not a public one"
+        return None
 
 
 def _decodable(coding: str) -> bool:

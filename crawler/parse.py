@@ -23,6 +23,7 @@ the body-size cap at fetch time is what bounds the worst case.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import ada_url
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -31,7 +32,14 @@ from crawler.extract import CODE_TAGS, CompiledRules, begin
 from crawler.records import Link, Page
 from crawler.urls import resolve, resolve_all
 
-__all__ = ["MAX_ANCHOR_CHARS", "MAX_LINKS", "MAX_TEXT_CHARS", "parse_html", "stored_page"]
+__all__ = [
+    "MAX_ANCHOR_CHARS",
+    "MAX_LINKS",
+    "MAX_TEXT_CHARS",
+    "content_hash",
+    "parse_html",
+    "stored_page",
+]
 
 MAX_LINKS = 10_000
 MAX_ANCHOR_CHARS = 1_000
@@ -209,6 +217,12 @@ def parse_html(html: str, url: str, rules: CompiledRules | None = None) -> Page:
         links=links,
         data=data,
     )
+
+
+def content_hash(body: bytes) -> str:
+    """`pages.content_hash`: of the raw response body, so that a change of the page's bytes
+    is a change whatever its parse gives. Computed where the page is parsed (off the loop)."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 def stored_page(page: Page, *, obey_meta_robots: bool) -> Page:

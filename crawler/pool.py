@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import hashlib
 import logging
 import time
 from collections import deque
@@ -468,12 +467,11 @@ class Pool:
             return PageRecord(task, result, None, None, tuple(target), task.depth)
         if result.text is None or not _is_html(result.content_type):
             return PageRecord(task, result, None, None)
-        page = await self.parser.parse(result.text, result.final_url)
-        digest = hashlib.blake2b(result.body, digest_size=16).hexdigest()
+        page, digest = await self.parser.parse(result.text, result.final_url, result.body)
         follow: tuple[str, ...] = ()
         obey = self.settings.obey_meta_robots
         if not (obey and page.nofollow):
-            known = self.known
+            known = self.known.urls  # the dict itself: no method call per link
             candidates = {url for url, _text, nofollow in page.links if not (obey and nofollow)}
             fresh = [url for url in candidates if url not in known]
             follow = tuple(self.scope.filter(fresh, task.depth + 1))

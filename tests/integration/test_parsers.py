@@ -16,7 +16,7 @@ import pytest
 
 from crawler.config import ExtractRule
 from crawler.extract import compile_rules
-from crawler.parse import parse_html
+from crawler.parse import content_hash, parse_html
 from crawler.parsers import InlineParser, ProcessParser
 
 URL = "http://127.0.0.1:8000/dir/page.html"
@@ -58,12 +58,18 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None
 async def test_workers_parse_as_the_loop_does() -> None:
     parser = ProcessParser(RULES, compile_rules(RULES), processes=2, inline_first=0)
     try:
-        pages = await asyncio.gather(*(parser.parse(page_html(n), URL) for n in range(40)))
+        parsed = await asyncio.gather(
+            *(parser.parse(page_html(n), URL, page_html(n).encode()) for n in range(40))
+        )
         assert len(parser.workers) == 2
     finally:
         await parser.aclose()
     compiled = compile_rules(RULES)
+    pages = [p.page for p in parsed]
     assert pages == [parse_html(page_html(n), URL, compiled) for n in range(40)]
+    assert [p.content_hash for p in parsed] == [
+        content_hash(page_html(n).encode()) for n in range(40)
+    ]
     assert pages[3].data == {"price": "3.99", "tags": ["a3", "b"]}
     assert len(pages[3].links) == 30
 
@@ -72,9 +78,9 @@ async def test_a_small_crawl_starts_no_process() -> None:
     parser = ProcessParser((), None, processes=1, inline_first=3)
     try:
         for n in range(3):
-            await parser.parse(page_html(n), URL)
+            await parser.parse(page_html(n), URL, b"")
         assert parser.workers == []
-        page = await parser.parse(page_html(3), URL)
+        page = (await parser.parse(page_html(3), URL, b"")).page
         assert page.title == "Page 3"
         assert len(parser.workers) == 1
     finally:
@@ -83,12 +89,12 @@ async def test_a_small_crawl_starts_no_process() -> None:
 
 async def test_close_ends_the_workers() -> None:
     parser = ProcessParser((), None, processes=2, inline_first=0)
-    await asyncio.gather(*(parser.parse(page_html(n), URL) for n in range(4)))
+    await asyncio.gather(*(parser.parse(page_html(n), URL, b"") for n in range(4)))
     processes = [worker.process for worker in parser.workers]
     await parser.aclose()
     assert all(process.returncode is not None for process in processes)
     # After close, pages are still parsed (on the loop), never lost.
-    assert (await parser.parse(page_html(1), URL)).title == "Page 1"
+    assert (await parser.parse(page_html(1), URL, b"")).page.title == "Page 1"
 
 
 async def test_a_killed_worker_is_replaced_and_its_pages_finish(
@@ -96,15 +102,15 @@ async def test_a_killed_worker_is_replaced_and_its_pages_finish(
 ) -> None:
     parser = ProcessParser((), None, processes=1, inline_first=0)
     try:
-        await parser.parse(page_html(0), URL)
+        await parser.parse(page_html(0), URL, b"")
         first = parser.workers[0].process.pid
-        pending = [asyncio.create_task(parser.parse(SLOW_HTML, URL))]
-        pending += [asyncio.create_task(parser.parse(page_html(n), URL)) for n in range(1, 20)]
+        pending = [asyncio.create_task(parser.parse(SLOW_HTML, URL, b""))]
+        pending += [asyncio.create_task(parser.parse(page_html(n), URL, b"")) for n in range(1, 20)]
         await wait_for(lambda: len(parser.workers[0].jobs) == 20)
         os.kill(first, signal.SIGKILL)
         with caplog.at_level(logging.WARNING, logger="crawler"):
             pages = await asyncio.gather(*pending)
-        assert [p.title for p in pages[1:]] == [f"Page {n}" for n in range(1, 20)]
+        assert [p.page.title for p in pages[1:]] == [f"Page {n}" for n in range(1, 20)]
         assert parser.workers[0].process.pid != first
         assert "a parser process died" in caplog.text
     finally:
@@ -114,8 +120,8 @@ async def test_a_killed_worker_is_replaced_and_its_pages_finish(
 async def test_a_page_that_kills_two_workers_fails_alone() -> None:
     parser = ProcessParser((), None, processes=1, inline_first=0)
     try:
-        await parser.parse(page_html(0), URL)
-        victim = asyncio.create_task(parser.parse(SLOW_HTML, URL))
+        await parser.parse(page_html(0), URL, b"")
+        victim = asyncio.create_task(parser.parse(SLOW_HTML, URL, b""))
         killed: set[int] = set()
 
         def holder() -> int | None:
@@ -133,7 +139,7 @@ async def test_a_page_that_kills_two_workers_fails_alone() -> None:
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(RuntimeError, match="died on this page"):
             await victim
-        assert (await parser.parse(page_html(5), URL)).title == "Page 5"  # the crawl goes on
+        assert (await parser.parse(page_html(5), URL, b"")).page.title == "Page 5"  # goes on
     finally:
         await parser.aclose()
 
@@ -145,8 +151,8 @@ async def test_workers_that_cannot_start_leave_parsing_on_the_loop(
     parser = ProcessParser((), None, processes=1, inline_first=0)
     try:
         with caplog.at_level(logging.WARNING, logger="crawler"):
-            page = await parser.parse(page_html(7), URL)
-        assert page == parse_html(page_html(7), URL)
+            parsed = await parser.parse(page_html(7), URL, b"body")
+        assert parsed == (parse_html(page_html(7), URL), content_hash(b"body"))
         assert parser.disabled
         assert "parser processes do not start" in caplog.text
     finally:
@@ -155,8 +161,9 @@ async def test_workers_that_cannot_start_leave_parsing_on_the_loop(
 
 async def test_inline_parser_parses_big_documents() -> None:
     big = "<p>" + "word " * 30_000 + "</p>"
-    page = await InlineParser(None).parse(big, URL)
-    assert page.text.startswith("word word")
+    parsed = await InlineParser(None).parse(big, URL, b"body")
+    assert parsed.page.text.startswith("word word")
+    assert parsed.content_hash == content_hash(b"body")
 
 
 CHILD = """
@@ -165,7 +172,7 @@ from crawler.parsers import ProcessParser
 
 async def main():
     parser = ProcessParser((), None, processes=1, inline_first=0)
-    await parser.parse("<title>x</title>", "http://127.0.0.1/")
+    await parser.parse("<title>x</title>", "http://127.0.0.1/", b"")
     print(parser.workers[0].process.pid, flush=True)
     sys.stdin.readline()  # killed while waiting here
 

@@ -146,6 +146,21 @@ async def test_unusable_urls_fail_without_a_request(
     assert all(not calls for calls in mocked.requests.values())
 
 
+async def test_url_checks_are_kept_per_authority_and_name_each_url(
+    fetcher: Fetcher, mocked: aioresponses
+) -> None:
+    """The verdict is cached by scheme and authority; each failure still names its URL."""
+    for path in ("a", "b?x#y"):
+        result = await fetcher.fetch("ftp://example.test/" + path)
+        assert result.error_kind == "bad_scheme"
+        assert result.error is not None and path in result.error
+        result = await fetcher.fetch("http://10.1.2.3:8080/" + path)
+        assert result.error_kind == "blocked_address"
+        assert result.error == "10.1.2.3 is a private address, not a public one"
+    assert (await fetcher.fetch("http://example.test:99999/")).error_kind == "bad_scheme"
+    assert all(not calls for calls in mocked.requests.values())
+
+
 async def test_fetch_outside_async_with_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError):
         await Fetcher(Settings()).fetch(URL)
