@@ -148,15 +148,15 @@ old_links AS (
     DELETE FROM links WHERE page_id = ANY(ARRAY(SELECT id FROM page))
 ),
 new_links AS (
-    INSERT INTO links (page_id, target_url, anchor_text, nofollow)
-    SELECT page.id, l.target, coalesce(l.anchor, ''), l.nofollow
+    INSERT INTO links (page_id, position, target_url, anchor_text, nofollow)
+    SELECT page.id, CAST(l.position AS integer), l.target, coalesce(l.anchor, ''), l.nofollow
     FROM page
     JOIN live ON live.url = page.url
     CROSS JOIN LATERAL unnest(
         string_to_array(live.link_urls, E'\n'),
         string_to_array(live.link_texts, E'\n'),
         CAST(string_to_array(live.link_nofollow, E'\n') AS boolean[])
-    ) AS l(target, anchor, nofollow)
+    ) WITH ORDINALITY AS l(target, anchor, nofollow, position)
 ),
 body AS (
     INSERT INTO bodies (content_hash, body)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
     func,
@@ -141,11 +142,16 @@ class Fetch(Base):
 
 class LinkRow(Base):
     __tablename__ = "links"
-    __table_args__ = (Index(None, "page_id"), Index(None, "target_url"))
+    __table_args__ = (
+        # Checked at the end of each statement (see migration 0004).
+        PrimaryKeyConstraint("page_id", "position", deferrable=True, initially="IMMEDIATE"),
+        Index(None, "target_url"),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # pages.id, kept by a trigger (migration 0003), not a foreign key: see that migration.
     page_id: Mapped[int] = mapped_column(BigInteger)
+    # 1, 2, ... in document order (migration 0004).
+    position: Mapped[int] = mapped_column(Integer, autoincrement=False)
     target_url: Mapped[str] = mapped_column(Text)
     anchor_text: Mapped[str | None] = mapped_column(Text)
     nofollow: Mapped[bool] = mapped_column(Boolean, server_default="false")

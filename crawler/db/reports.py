@@ -207,8 +207,8 @@ def _export_query(table: str, target: Target) -> Select[*tuple[Any, ...]]:
     if table == "links":
         return (
             select(
-                LinkRow.id,
                 LinkRow.page_id,
+                LinkRow.position,
                 PageRow.url.label("page_url"),
                 LinkRow.target_url,
                 LinkRow.anchor_text,
@@ -216,7 +216,7 @@ def _export_query(table: str, target: Target) -> Select[*tuple[Any, ...]]:
             )
             .join(PageRow, PageRow.id == LinkRow.page_id)
             .where(PageRow.crawl_id == target.crawl_id)
-            .order_by(LinkRow.page_id, LinkRow.id)
+            .order_by(LinkRow.page_id, LinkRow.position)
         )
     if table == "fetches":
         fetches = Fetch.__table__

@@ -157,15 +157,15 @@ async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
     conn = await asyncpg.connect(_plain(db_url))
     try:
         rows = await conn.fetch(
-            "SELECT p.url, l.target_url, l.anchor_text, l.nofollow FROM links l "
-            "JOIN pages p ON p.id = l.page_id ORDER BY p.url, l.id"
+            "SELECT p.url, l.position, l.target_url, l.anchor_text, l.nofollow FROM links l "
+            "JOIN pages p ON p.id = l.page_id ORDER BY p.url, l.position"
         )
         links = [(r["url"].removeprefix(base), *r[1:]) for r in rows]
         assert links == [
-            ("/", base + "/two.html", "", False),
-            ("/two.html", base + "/three.html", "Third page", False),
-            ("/two.html", base + "/one.html", "back", True),
-            ("/two.html", base + "/three.html", "", False),
+            ("/", 1, base + "/two.html", "", False),
+            ("/two.html", 1, base + "/three.html", "Third page", False),
+            ("/two.html", 2, base + "/one.html", "back", True),
+            ("/two.html", 3, base + "/three.html", "", False),
         ]
         assert await conn.fetchval("SELECT count(*) FROM pages") == 3
 

@@ -73,7 +73,8 @@ async def test_jsonl_has_one_object_per_row(crawled, db_url: str, table: str) ->
     assert count == len(lines) == expected > 0
     objects = [json.loads(line) for line in lines]
     assert all(list(o) == reports.columns(table) for o in objects)
-    assert len({o["id"] for o in objects}) == len(objects)
+    key = ("page_id", "position") if table == "links" else ("id",)
+    assert len({tuple(o[k] for k in key) for o in objects}) == len(objects)
     if table == "pages":
         assert {o["url"] for o in objects} == {base + p for p in EXPECTED_HTML}
         for o in objects:
