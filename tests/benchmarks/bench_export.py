@@ -58,8 +58,8 @@ FILL = [
             generate_series(1, {pages}) AS i,
             LATERAL (SELECT 'https://bench.example/p/' || i || '.html' AS u) AS url
        WHERE c.name = 'bench'""",
-    """INSERT INTO links (page_id, target_url, anchor_text, nofollow)
-       SELECT p.id, 'https://bench.example/p/' || ((p.id * 7919 + j) % {pages} + 1) || '.html',
+    """INSERT INTO links (page_id, position, target_url, anchor_text, nofollow)
+       SELECT p.id, j, 'https://bench.example/p/' || ((p.id * 7919 + j) % {pages} + 1) || '.html',
               'link ' || j, j % 17 = 0
        FROM pages p, generate_series(1, {links}) AS j""",
     """INSERT INTO fetches (run_id, url, final_url, status, content_type, bytes, elapsed_ms,
