@@ -7,6 +7,7 @@ import importlib.resources
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
 
 from crawler.db.database import CONNECTION_ERRORS, describe, redact
@@ -31,6 +32,15 @@ async def upgrade(url: str, revision: str = "head") -> None:
     except (*CONNECTION_ERRORS, DBAPIError) as exc:  # type: ignore[misc]
         raise DatabaseUnavailable(
             f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}"
+        ) from None
+    except CommandError as exc:  # e.g. a schema revision this version does not know
+        hint = (
+            ": its schema was migrated by a newer version of the crawler; upgrade this one"
+            if "Can't locate revision" in str(exc)
+            else ""
+        )
+        raise DatabaseUnavailable(
+            f"cannot use PostgreSQL at {redact(url)}: {str(exc).rstrip('.')}{hint}"
         ) from None
 
 

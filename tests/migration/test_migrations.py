@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 from crawler.config import normalise_database_url
 from crawler.db import migrate
 from crawler.db.models import Base
+from crawler.errors import DatabaseUnavailable
 
 pytestmark = pytest.mark.db
 
@@ -166,3 +167,15 @@ async def test_upgrade_twice_is_a_no_op(empty_db: str) -> None:
     before = await leftovers(empty_db)
     await migrate.upgrade(empty_db)
     assert await leftovers(empty_db) == before
+
+
+async def test_a_schema_newer_than_the_crawler_is_a_clear_error(empty_db: str) -> None:
+    """An older crawler meeting a database a newer one migrated: no traceback, no crawl."""
+    await migrate.upgrade(empty_db)
+    conn = await asyncpg.connect(_plain(empty_db))
+    try:
+        await conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    finally:
+        await conn.close()
+    with pytest.raises(DatabaseUnavailable, match="migrated by a newer version of the crawler"):
+        await migrate.upgrade(empty_db)
