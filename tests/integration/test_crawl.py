@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import asyncpg
 import pytest
 from aiohttp import web
@@ -203,3 +205,13 @@ async def test_a_run_analyzes_its_tables_once_it_has_written_enough_pages(
         "links": 1,
         "fetches": 1,
     }
+
+
+async def test_the_crawl_gives_the_garbage_collector_back_as_it_was(db_url: str) -> None:
+    """The pool freezes start-up objects and collects the young generation less often while
+    it crawls (crawler.pool); the process after a crawl is as before it."""
+    before = gc.get_threshold()
+    async with serve_site() as base:
+        await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
