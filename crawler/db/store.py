@@ -7,7 +7,7 @@ piled up while the previous one was written, so round trips per page fall as the
 rises, and a lone page is written at once. One writer rather than two: measured on the
 10,000-page benchmark, two writers wrote batches of about 3 pages where one writes about
 12, and the larger batches cost both the database and this process about a third less CPU
-a page (each statement is encoded, and was then planned afresh, whatever its size).
+a page (each statement is encoded whatever its size, and was then also planned afresh).
 
 Plans: the batch statement is prepared once a connection and, after a few runs, executed
 with a cached generic plan. A first crawl's tables grow from nothing faster than autovacuum
