@@ -352,7 +352,9 @@ class Fetcher:
             enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
         )
         timeout = aiohttp.ClientTimeout(
-            total=s.total_timeout or None,
+            # total_timeout bounds the whole fetch, redirects included, with one timer of
+            # fetch()'s own: an aiohttp total as well cost each request a second timer.
+            total=None,
             # `connect` also covers waiting for a pooled connection and DNS; `sock_connect`
             # one TCP (+TLS) connect. Both come from connect_timeout.
             connect=s.connect_timeout,
@@ -407,7 +409,8 @@ class Fetcher:
         body = b""
         try:
             self._check_url(url, kind_if_bad="bad_scheme")
-            state.url = urldefrag(url).url
+            if "#" in url:
+                state.url = urldefrag(url).url
             async with asyncio.timeout(self._settings.total_timeout or None):
                 body = await self._exchange(session, state, headers)
         except _Failure as failure:
