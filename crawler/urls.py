@@ -166,7 +166,31 @@ def canonicalize(url: str) -> str | None:
     return _join(url, None)
 
 
+# A URL's "scheme://authority", when the authority is not empty. The host and scheme of an
+# http(s) URL depend on nothing after it: the authority ends at the first "/", "?" or "#"
+# (or a backslash, which this prefix keeps), so prefix + "/" parses to the same host.
+_SCHEME_AND_AUTHORITY = re.compile(r"[^:/?#]*://[^/?#]+")
+# (host, scheme) by that prefix: the pool asks for a task's host four times (robots,
+# saturation, delay, slot), and a crawl has few hosts; each ada parse cost about 3 us.
+_HOSTS: dict[str, tuple[str, int]] = {}
+MAX_HOSTS = 10_000
+
+
 def _host_and_scheme(url: str) -> tuple[str, int]:
+    match = _SCHEME_AND_AUTHORITY.match(url)
+    if match is None:
+        return _parse_host_and_scheme(url)
+    key = match.group()
+    known = _HOSTS.get(key)
+    if known is None:
+        known = _parse_host_and_scheme(key + "/")  # raises for a URL that is not http(s)
+        if len(_HOSTS) >= MAX_HOSTS:
+            _HOSTS.clear()
+        _HOSTS[key] = known
+    return known
+
+
+def _parse_host_and_scheme(url: str) -> tuple[str, int]:
     if _lib is not None and _ffi is not None:
         try:
             url_b = url.encode()

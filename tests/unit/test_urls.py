@@ -121,6 +121,38 @@ def test_host_key_and_origin_on_every_canonical_url() -> None:
         assert not host.endswith(default_port)
 
 
+HOST_EDGES = [
+    "http:///a.example/x",  # empty authority: ada skips the extra slash
+    "http://\\a.example/x",
+    "http://a.example\\b.example/x",
+    "http://user:pw@a.example:8080?q",
+    "http://a.example#f",
+    " http://A.example:80/",
+    "http://a.ex\tample/",
+    "https://[::1]:443/x",
+    "http://a.example:99999/",
+    "ftp://a.example/",
+    "http://exa mple.com/",
+    "mailto:a@b.example",
+]
+
+
+@pytest.mark.parametrize("url", [c["url"] for c in CASES["host"]] + HOST_EDGES)
+def test_host_cache_answers_as_a_full_parse(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host and scheme kept per "scheme://authority" are those of a parse of the URL."""
+    try:
+        expected: tuple[str, int] | None = urls._parse_host_and_scheme(url)
+    except ValueError:
+        expected = None
+    monkeypatch.setattr(urls, "_HOSTS", {})
+    for _ in range(2):  # the first answer is parsed, the second is the one kept
+        if expected is None:
+            with pytest.raises(ValueError):
+                urls._host_and_scheme(url)
+        else:
+            assert urls._host_and_scheme(url) == expected
+
+
 def test_fallback_core_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     """If ada-url's cffi binding went away, the public-API path must answer identically."""
     expected_all = {
@@ -129,6 +161,7 @@ def test_fallback_core_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -
     }
     expected_hosts = [(urls.host_key(u), urls.origin(u)) for u in ("http://a.example:81/",)]
     monkeypatch.setattr(urls, "_lib", None)
+    monkeypatch.setattr(urls, "_HOSTS", {})
     monkeypatch.setattr(urls, "_join", urls._join_py)
     for base, expected in expected_all.items():
         assert urls.resolve_all([c["input"] for c in RESOLVE], base) == expected
