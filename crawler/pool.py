@@ -314,6 +314,9 @@ class Pool:
                         functools.partial(self.sink.enqueue_listed, entries, 1)
                     )
                     self.stats.queued += queued
+                    # Every entry has its frontier row now (new or not): links to them
+                    # need not go to the database again.
+                    self.known.update(tuple(url for url, _ in entries))
                     self.progress.set()
         except DatabaseUnavailable:
             pass

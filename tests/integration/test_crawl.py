@@ -215,3 +215,35 @@ async def test_the_crawl_gives_the_garbage_collector_back_as_it_was(db_url: str)
         await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+async def test_urls_of_the_sitemap_named_in_robots_txt_are_crawled(db_url: str) -> None:
+    """robots.txt names a sitemap: its URLs are crawled, one that nothing links to too."""
+
+    async def robots(request: web.Request) -> web.Response:
+        return web.Response(text=f"User-agent: *\nSitemap: {request.url.origin()}/map.xml\n")
+
+    async def sitemap(request: web.Request) -> web.Response:
+        origin = request.url.origin()
+        urls = "".join(f"<url><loc>{origin}{p}</loc></url>" for p in ("/a", "/orphan"))
+        return web.Response(
+            text=f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>',
+            content_type="application/xml",
+        )
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text='<a href="/a">a</a>', content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/robots.txt", robots)
+    app.router.add_get("/map.xml", sitemap)
+    app.router.add_get("/{tail:.*}", page)
+    async with serve_app(app) as base:
+        summary = await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
+    assert summary.status == "finished"
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        urls = {r["url"] for r in await conn.fetch("SELECT url FROM pages")}
+    finally:
+        await conn.close()
+    assert urls == {base + "/", base + "/a", base + "/orphan"}
