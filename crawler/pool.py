@@ -315,8 +315,12 @@ class Pool:
                     )
                     self.stats.queued += queued
                     # Every entry has its frontier row now (new or not): links to them
-                    # need not go to the database again.
-                    self.known.update(tuple(url for url, _ in entries))
+                    # need not go to the database again. In slices, as above.
+                    for start in range(0, len(entries), SITEMAP_SLICE):
+                        await asyncio.sleep(0)
+                        self.known.update(
+                            tuple(url for url, _ in entries[start : start + SITEMAP_SLICE])
+                        )
                     self.progress.set()
         except DatabaseUnavailable:
             pass
