@@ -40,6 +40,7 @@ from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
 from crawler.records import FetchResult
+from crawler.urls import scheme_and_authority
 
 # aiohttp decodes br with either of these; advertise it only when it can.
 _HAS_BROTLI = any(importlib.util.find_spec(name) is not None for name in ("brotlicffi", "brotli"))
@@ -68,8 +69,6 @@ _E = TypeVar("_E", bound=BaseException)
 _AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 _CHUNK = 64 * 1024
 _MESSAGE_MAX = 300
-# A URL's "scheme://authority" (urlsplit's scheme and netloc, delimiters included).
-_SCHEME_AND_AUTHORITY = re.compile(r"[^:/?#]*://[^/?#]*")
 _UNUSABLE = "unusable"  # a verdict of _check_url: no http(s) URL with a host
 _UNJUDGED = "unjudged"
 MAX_VERDICTS = 10_000
@@ -496,8 +495,7 @@ class Fetcher:
             raise _Failure("url_too_long", f"URL is {len(url)} characters, over {limit}")
         # The verdict depends on the scheme and authority only: kept per "scheme://authority"
         # (a crawl has few), it spares each fetch a urlsplit and an IP parse.
-        match = _SCHEME_AND_AUTHORITY.match(url)
-        key = url if match is None else match.group()
+        key = scheme_and_authority(url) or url
         verdict = self._verdicts.get(key, _UNJUDGED)
         if verdict is _UNJUDGED:
             verdict = self._verdicts[key] = self._judge(key)

@@ -33,7 +33,14 @@ except ImportError:  # only if ada-url reorganises its package
     _ffi = None
     _lib = None
 
-__all__ = ["canonicalize", "host_key", "origin", "resolve", "resolve_all"]
+__all__ = [
+    "canonicalize",
+    "host_key",
+    "origin",
+    "resolve",
+    "resolve_all",
+    "scheme_and_authority",
+]
 
 # ada's scheme_type values (ada_url.SchemeType) for the two schemes we crawl.
 _HTTP = int(ada_url.SchemeType.HTTP)
@@ -166,21 +173,30 @@ def canonicalize(url: str) -> str | None:
     return _join(url, None)
 
 
-# A URL's "scheme://authority", when the authority is not empty. The host and scheme of an
-# http(s) URL depend on nothing after it: the authority ends at the first "/", "?" or "#"
-# (or a backslash, which this prefix keeps), so prefix + "/" parses to the same host.
 _SCHEME_AND_AUTHORITY = re.compile(r"[^:/?#]*://[^/?#]+")
-# (host, scheme) by that prefix: the pool asks for a task's host four times (robots,
-# saturation, delay, slot), and a crawl has few hosts; each ada parse cost about 3 us.
+
+
+def scheme_and_authority(url: str) -> str | None:
+    """`url` up to the end of a non-empty authority ("scheme://authority"), else None.
+
+    What is known of an http(s) URL's server (its host, scheme, port, IP literal) depends on
+    nothing after it: the authority ends at the first "/", "?" or "#" (or a backslash, which
+    this prefix keeps), so prefix + "/" parses to the same host. Callers key caches on it.
+    """
+    match = _SCHEME_AND_AUTHORITY.match(url)
+    return None if match is None else match.group()
+
+
+# (host, scheme) by that prefix: the pool asks for a task's host about five times (robots,
+# saturation, delay, slot, crawl-delay), and a crawl has few hosts; an ada parse costs ~3 us.
 _HOSTS: dict[str, tuple[str, int]] = {}
 MAX_HOSTS = 10_000
 
 
 def _host_and_scheme(url: str) -> tuple[str, int]:
-    match = _SCHEME_AND_AUTHORITY.match(url)
-    if match is None:
+    key = scheme_and_authority(url)
+    if key is None:
         return _parse_host_and_scheme(url)
-    key = match.group()
     known = _HOSTS.get(key)
     if known is None:
         known = _parse_host_and_scheme(key + "/")  # raises for a URL that is not http(s)
