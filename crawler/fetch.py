@@ -2,7 +2,8 @@
 
 `Fetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
 `FetchResult`. It follows redirects itself, enforces the URL, header, body and time limits
-from `Settings`, decodes HTML bodies to text, and translates every failure of the network
+from `Settings`, sniffs the encoding of HTML bodies (the parser decodes them where it
+parses), and translates every failure of the network
 or the server into an `error_kind` with a one-line message and a retry hint: `fetch` never
 raises for anything the other side does.
 
@@ -39,7 +40,7 @@ from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, L
 from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
-from crawler.records import FetchResult
+from crawler.records import FetchResult, decode
 from crawler.urls import scheme_and_authority
 
 # aiohttp decodes br with either of these; advertise it only when it can.
@@ -421,7 +422,6 @@ class Fetcher:
             blocked = _cause(exc, BlockedAddressError)
             message = self._message(kind, exc if blocked is None else blocked)
             return _failed(url, state, started, kind, message)
-        text = decode_html(body, state.content_type, state.charset)
         return FetchResult(
             url=url,
             final_url=state.url,
@@ -429,7 +429,7 @@ class Fetcher:
             content_type=state.content_type,
             headers=state.headers,
             body=body,
-            text=text,
+            encoding=html_encoding(body, state.content_type, state.charset),
             elapsed_ms=_elapsed_ms(started),
             redirects=tuple(state.redirects),
             retryable=state.status is not None and (state.status >= 500 or state.status == 429),
@@ -682,21 +682,18 @@ def _codec(label: str | None) -> str | None:
     return info.name
 
 
-def decode_html(body: bytes, content_type: str | None, charset: str | None) -> str | None:
-    """The body as text if it is HTML, else None.
+def html_encoding(body: bytes, content_type: str | None, charset: str | None) -> str | None:
+    """The codec to decode the body with if it is HTML, else None.
 
     The order follows the HTML standard's encoding sniffing: a byte order mark wins, then the
     Content-Type charset, then a <meta> charset in the first 4 KiB, then UTF-8.
     """
     if not _is_html(body, content_type):
         return None
-    encoding = None
     for bom, name in _BOMS:
         if body.startswith(bom):
-            encoding = name
-            break
-    if encoding is None:
-        encoding = _codec(charset)
+            return name
+    encoding = _codec(charset)
     if encoding is None:
         match = _META_CHARSET.search(body[:_META_SCAN])
         if match is not None:
@@ -704,8 +701,10 @@ def decode_html(body: bytes, content_type: str | None, charset: str | None) -> s
             # A <meta> readable as ASCII cannot be UTF-16 (HTML standard: use UTF-8).
             if encoding is not None and encoding.startswith("utf-16"):
                 encoding = "utf-8"
-    try:
-        return body.decode(encoding or "utf-8", errors="replace")
-    except (LookupError, UnicodeError):
-        # Codecs such as idna or 'undefined' refuse errors="replace".
-        return body.decode("utf-8", errors="replace")
+    return encoding or "utf-8"
+
+
+def decode_html(body: bytes, content_type: str | None, charset: str | None) -> str | None:
+    """The body as text if it is HTML (decoded as `html_encoding` says), else None."""
+    encoding = html_encoding(body, content_type, charset)
+    return None if encoding is None else decode(body, encoding)

@@ -479,9 +479,9 @@ class Pool:
             # Redirected: the target is crawled under its own URL, if in scope.
             target = self.scope.filter([final], task.depth)
             return PageRecord(task, result, None, None, tuple(target), task.depth)
-        if result.text is None or not _is_html(result.content_type):
+        if result.encoding is None or not _is_html(result.content_type):
             return PageRecord(task, result, None, None)
-        page, digest = await self.parser.parse(result.text, result.final_url, result.body)
+        page, digest = await self.parser.parse(result.body, result.encoding, result.final_url)
         follow: tuple[str, ...] = ()
         obey = self.settings.obey_meta_robots
         if not (obey and page.nofollow):

@@ -25,13 +25,23 @@ class CrawlTask:
     sitemap_newer: bool = False
 
 
+def decode(body: bytes, encoding: str) -> str:
+    """`body` as text in `encoding`, bad bytes replaced; UTF-8 for the codecs that refuse
+    errors="replace" (idna, 'undefined')."""
+    try:
+        return body.decode(encoding, errors="replace")
+    except (LookupError, UnicodeError):
+        return body.decode("utf-8", errors="replace")
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """What one HTTP exchange produced, success or failure.
 
     `error_kind` is None on a completed exchange (any status); otherwise one of the kinds
     documented in README (dns, connect, timeout, tls, too_large, too_many_redirects, ...),
-    with `error` a one-line message. `text` is the decoded body for HTML, else None.
+    with `error` a one-line message. `encoding` is the codec the body decodes with when it
+    is HTML (sniffed by the fetcher), else None; `text` decodes it.
     """
 
     url: str
@@ -40,7 +50,7 @@ class FetchResult:
     content_type: str | None
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-    text: str | None = None
+    encoding: str | None = None
     elapsed_ms: int = 0
     redirects: tuple[str, ...] = ()
     error_kind: str | None = None
@@ -50,6 +60,12 @@ class FetchResult:
     @property
     def ok(self) -> bool:
         return self.error_kind is None
+
+    @property
+    def text(self) -> str | None:
+        """The body decoded, if it is HTML, else None. Decoded at each call: the crawl does
+        not keep the text, its parser decodes the body where it parses it."""
+        return None if self.encoding is None else decode(self.body, self.encoding)
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

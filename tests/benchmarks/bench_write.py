@@ -74,7 +74,7 @@ def records(root: Path, urls: Sequence[str]) -> list[PageRecord]:
         body = (root / rel).read_bytes()
         html = body.decode()
         page = parse_html(html, url)
-        fetch = FetchResult(url, url, 200, "text/html", (("etag", '"x"'),), body, html, 3)
+        fetch = FetchResult(url, url, 200, "text/html", (("etag", '"x"'),), body, "utf-8", 3)
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
         follow = tuple(link[0] for link in page.links[:1])
         out.append(PageRecord(CrawlTask(n, url, 1), fetch, page, digest, follow, 2))

@@ -59,7 +59,7 @@ async def test_workers_parse_as_the_loop_does() -> None:
     parser = ProcessParser(RULES, compile_rules(RULES), processes=2, inline_first=0)
     try:
         parsed = await asyncio.gather(
-            *(parser.parse(page_html(n), URL, page_html(n).encode()) for n in range(40))
+            *(parser.parse(page_html(n).encode(), "utf-8", URL) for n in range(40))
         )
         assert len(parser.workers) == 2
     finally:
@@ -74,13 +74,30 @@ async def test_workers_parse_as_the_loop_does() -> None:
     assert len(pages[3].links) == 30
 
 
+async def test_the_body_is_decoded_with_the_encoding_given() -> None:
+    """The fetcher only sniffs the encoding; worker and loop decode the body with it."""
+    body = "<title>Привет, мир</title><p>Ёлка \ufffd</p>".encode("cp1251", errors="replace")
+    parser = ProcessParser((), None, processes=1, inline_first=0)
+    try:
+        in_worker = await parser.parse(body, "cp1251", URL)
+    finally:
+        await parser.aclose()
+    inline = await InlineParser(None).parse(body, "cp1251", URL)
+    assert in_worker == inline
+    assert in_worker.page.title == "Привет, мир"
+    assert in_worker.content_hash == content_hash(body)  # of the bytes as served
+    # A codec that refuses errors="replace" falls back to UTF-8 rather than failing.
+    undecodable = await InlineParser(None).parse("<title>é</title>".encode(), "idna", URL)
+    assert undecodable.page.title == "é"
+
+
 async def test_a_small_crawl_starts_no_process() -> None:
     parser = ProcessParser((), None, processes=1, inline_first=3)
     try:
         for n in range(3):
-            await parser.parse(page_html(n), URL, b"")
+            await parser.parse(page_html(n).encode(), "utf-8", URL)
         assert parser.workers == []
-        page = (await parser.parse(page_html(3), URL, b"")).page
+        page = (await parser.parse(page_html(3).encode(), "utf-8", URL)).page
         assert page.title == "Page 3"
         assert len(parser.workers) == 1
     finally:
@@ -89,12 +106,12 @@ async def test_a_small_crawl_starts_no_process() -> None:
 
 async def test_close_ends_the_workers() -> None:
     parser = ProcessParser((), None, processes=2, inline_first=0)
-    await asyncio.gather(*(parser.parse(page_html(n), URL, b"") for n in range(4)))
+    await asyncio.gather(*(parser.parse(page_html(n).encode(), "utf-8", URL) for n in range(4)))
     processes = [worker.process for worker in parser.workers]
     await parser.aclose()
     assert all(process.returncode is not None for process in processes)
     # After close, pages are still parsed (on the loop), never lost.
-    assert (await parser.parse(page_html(1), URL, b"")).page.title == "Page 1"
+    assert (await parser.parse(page_html(1).encode(), "utf-8", URL)).page.title == "Page 1"
 
 
 async def test_a_killed_worker_is_replaced_and_its_pages_finish(
@@ -102,10 +119,13 @@ async def test_a_killed_worker_is_replaced_and_its_pages_finish(
 ) -> None:
     parser = ProcessParser((), None, processes=1, inline_first=0)
     try:
-        await parser.parse(page_html(0), URL, b"")
+        await parser.parse(page_html(0).encode(), "utf-8", URL)
         first = parser.workers[0].process.pid
-        pending = [asyncio.create_task(parser.parse(SLOW_HTML, URL, b""))]
-        pending += [asyncio.create_task(parser.parse(page_html(n), URL, b"")) for n in range(1, 20)]
+        pending = [asyncio.create_task(parser.parse(SLOW_HTML.encode(), "utf-8", URL))]
+        pending += [
+            asyncio.create_task(parser.parse(page_html(n).encode(), "utf-8", URL))
+            for n in range(1, 20)
+        ]
         await wait_for(lambda: len(parser.workers[0].jobs) == 20)
         os.kill(first, signal.SIGKILL)
         with caplog.at_level(logging.WARNING, logger="crawler"):
@@ -120,8 +140,8 @@ async def test_a_killed_worker_is_replaced_and_its_pages_finish(
 async def test_a_page_that_kills_two_workers_fails_alone() -> None:
     parser = ProcessParser((), None, processes=1, inline_first=0)
     try:
-        await parser.parse(page_html(0), URL, b"")
-        victim = asyncio.create_task(parser.parse(SLOW_HTML, URL, b""))
+        await parser.parse(page_html(0).encode(), "utf-8", URL)
+        victim = asyncio.create_task(parser.parse(SLOW_HTML.encode(), "utf-8", URL))
         killed: set[int] = set()
 
         def holder() -> int | None:
@@ -139,7 +159,9 @@ async def test_a_page_that_kills_two_workers_fails_alone() -> None:
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(RuntimeError, match="died on this page"):
             await victim
-        assert (await parser.parse(page_html(5), URL, b"")).page.title == "Page 5"  # goes on
+        assert (
+            await parser.parse(page_html(5).encode(), "utf-8", URL)
+        ).page.title == "Page 5"  # goes on
     finally:
         await parser.aclose()
 
@@ -151,8 +173,8 @@ async def test_workers_that_cannot_start_leave_parsing_on_the_loop(
     parser = ProcessParser((), None, processes=1, inline_first=0)
     try:
         with caplog.at_level(logging.WARNING, logger="crawler"):
-            parsed = await parser.parse(page_html(7), URL, b"body")
-        assert parsed == (parse_html(page_html(7), URL), content_hash(b"body"))
+            parsed = await parser.parse(page_html(7).encode(), "utf-8", URL)
+        assert parsed == (parse_html(page_html(7), URL), content_hash(page_html(7).encode()))
         assert parser.disabled
         assert "parser processes do not start" in caplog.text
     finally:
@@ -161,9 +183,9 @@ async def test_workers_that_cannot_start_leave_parsing_on_the_loop(
 
 async def test_inline_parser_parses_big_documents() -> None:
     big = "<p>" + "word " * 30_000 + "</p>"
-    parsed = await InlineParser(None).parse(big, URL, b"body")
+    parsed = await InlineParser(None).parse(big.encode(), "utf-8", URL)
     assert parsed.page.text.startswith("word word")
-    assert parsed.content_hash == content_hash(b"body")
+    assert parsed.content_hash == content_hash(big.encode())
 
 
 CHILD = """
@@ -172,7 +194,7 @@ from crawler.parsers import ProcessParser
 
 async def main():
     parser = ProcessParser((), None, processes=1, inline_first=0)
-    await parser.parse("<title>x</title>", "http://127.0.0.1/", b"")
+    await parser.parse(b"<title>x</title>", "utf-8", "http://127.0.0.1/")
     print(parser.workers[0].process.pid, flush=True)
     sys.stdin.readline()  # killed while waiting here
 

@@ -15,7 +15,7 @@ def test_lines_match_the_values_one_to_one() -> None:
 
 def test_batch_params_hold_one_element_a_page() -> None:
     page = Page(title="t", links=(("http://h/a", "A\x00", False), ("http://h/b", "", True)))
-    fetch = FetchResult("http://h/", "http://h/", 200, "text/html", (), b"<p>", "<p>")
+    fetch = FetchResult("http://h/", "http://h/", 200, "text/html", (), b"<p>", "utf-8")
     params = BatchParams()
     params.add(PageRecord(CrawlTask(1, "http://h/", 0), fetch, page, "hash"))
     params.add(PageRecord(CrawlTask(2, "http://h/x", 0), fetch, Page(), "hash2"))
