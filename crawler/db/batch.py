@@ -204,7 +204,8 @@ def _lines(values: tuple[str, ...], newline: str) -> str:
     return joined
 
 
-_COLUMNS = [
+# The statement's per-task arrays, in the order of the rows BatchParams.add makes.
+_COLUMNS = (
     "fid",
     "kind",
     "url",
@@ -232,84 +233,68 @@ _COLUMNS = [
     "link_urls",
     "link_texts",
     "link_nofollow",
-]
+)
 
 
 @dataclass
 class BatchParams:
-    """The parallel arrays of one batch statement."""
+    """The parallel arrays of one batch statement, kept as one tuple a task (made in one step,
+    with no dict a task) and turned into columns once, by `params`."""
 
-    columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in _COLUMNS})
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
     enqueue: dict[str, list[Any]] = field(
         default_factory=lambda: {"enqueue_fid": [], "enqueue_url": [], "enqueue_depth": []}
     )
 
     def add(self, record: PageRecord) -> None:
         task, fetch, page = record.task, record.fetch, record.page
-        kind = "page" if page is not None else "not_modified" if record.not_modified else "fetch"
-        row: dict[str, Any] = {
-            "fid": task.frontier_id,
-            "kind": kind,
-            "url": task.url,
-            "final_url": fetch.final_url,
-            "status": fetch.status,
-            "content_type": fetch.content_type,
-            "bytes": len(fetch.body),
-            "elapsed_ms": fetch.elapsed_ms,
-            "redirects": json.dumps(list(fetch.redirects)),
-            "error_kind": fetch.error_kind,
-            "error": clean(fetch.error),
-            "title": None,
-            "description": None,
-            "canonical": None,
-            "lang": None,
-            "h1": None,
-            "text": None,
-            "meta_robots": None,
-            "content_hash": record.content_hash,
-            "etag": None,
-            "last_modified": None,
-            "depth": task.depth,
-            "data": None,
-            "body": None,
-            "link_urls": "",
-            "link_texts": "",
-            "link_nofollow": "",
-        }
-        if page is not None:
-            row.update(
-                title=clean(page.title),
-                description=clean(page.description),
-                canonical=page.canonical,
-                lang=clean(page.lang),
-                h1=clean(page.h1),
-                text=clean(page.text),
-                meta_robots=clean(page.meta_robots),
-                etag=clean(fetch.header("etag")),
-                last_modified=clean(fetch.header("last-modified")),
-                data=json.dumps(page.data),
-                body=None if record.body is None else zlib.compress(record.body, 6),
-            )
-            if page.links:
-                targets, anchors, nofollows = zip(*page.links, strict=True)
-                row.update(
-                    link_urls=_lines(targets, "%0A"),
-                    link_texts=clean(_lines(anchors, " ")),
-                    link_nofollow="\n".join(["t" if n else "f" for n in nofollows]),
-                )
-        for name, value in row.items():
-            self.columns[name].append(value)
-        enqueue = self.enqueue
-        for url in record.enqueue:
-            enqueue["enqueue_fid"].append(task.frontier_id)
-            enqueue["enqueue_url"].append(url)
-            enqueue["enqueue_depth"].append(record.enqueue_depth)
+        redirects = json.dumps(list(fetch.redirects)) if fetch.redirects else "[]"
+        if page is None:
+            kind = "not_modified" if record.not_modified else "fetch"
+            # fmt: off
+            self.rows.append((
+                task.frontier_id, kind, task.url, fetch.final_url, fetch.status,
+                fetch.content_type, len(fetch.body), fetch.elapsed_ms, redirects,
+                fetch.error_kind, clean(fetch.error),
+                None, None, None, None, None, None, None,  # title ... meta_robots
+                record.content_hash, None, None, task.depth, None, None, "", "", "",
+            ))
+            # fmt: on
+            self._enqueue(record)
+            return
+        link_urls = link_texts = link_nofollow = ""
+        if page.links:
+            targets, anchors, nofollows = zip(*page.links, strict=True)
+            link_urls = _lines(targets, "%0A")
+            link_texts = clean(_lines(anchors, " ")) or ""
+            link_nofollow = "\n".join(["t" if n else "f" for n in nofollows])
+        # fmt: off
+        self.rows.append((
+            task.frontier_id, "page", task.url, fetch.final_url, fetch.status,
+            fetch.content_type, len(fetch.body), fetch.elapsed_ms, redirects,
+            fetch.error_kind, clean(fetch.error),
+            clean(page.title), clean(page.description), page.canonical, clean(page.lang),
+            clean(page.h1), clean(page.text), clean(page.meta_robots),
+            record.content_hash, clean(fetch.header("etag")),
+            clean(fetch.header("last-modified")), task.depth,
+            json.dumps(page.data) if page.data else "{}",
+            None if record.body is None else zlib.compress(record.body, 6),
+            link_urls, link_texts, link_nofollow,
+        ))
+        # fmt: on
+        self._enqueue(record)
+
+    def _enqueue(self, record: PageRecord) -> None:
+        if record.enqueue:
+            fid, depth, enqueue = record.task.frontier_id, record.enqueue_depth, self.enqueue
+            for url in record.enqueue:
+                enqueue["enqueue_fid"].append(fid)
+                enqueue["enqueue_url"].append(url)
+                enqueue["enqueue_depth"].append(depth)
 
     def params(self, *, crawl_id: int, run_id: int, owner: str) -> dict[str, Any]:
-        return {
-            "crawl_id": crawl_id,
-            "run_id": run_id,
-            "owner": owner,
-            **self.columns,
-            **self.enqueue,
-        }
+        if self.rows:
+            columns = dict(zip(_COLUMNS, map(list, zip(*self.rows, strict=True)), strict=True))
+        else:
+            columns = {name: [] for name in _COLUMNS}
+        return {"crawl_id": crawl_id, "run_id": run_id, "owner": owner, **columns, **self.enqueue}
