@@ -18,8 +18,11 @@ Both page sets are checked against the generator's manifest (robots.txt obeyed).
 measured from here: wall time; CPU of the process with its Python children (the crawler's
 parse processes, --parse-processes); CPU including every descendant (the embedded PostgreSQL
 server is daemonised by pg_ctl; on Linux this process makes itself a child subreaper so that
-server is reaped, and counted, here); and peak RSS of the process with its parse processes,
-sampled every 50 ms. Every process started here is stopped by its pid, also on Ctrl-C, and
+server is reaped, and counted, here), each also shown by part (the loop's process, the parse
+processes, the rest: PostgreSQL); peak RSS of the process with its parse processes, sampled
+every 50 ms; and, on Linux, the share of the machine's CPU time the hypervisor stole during
+the run (/proc/stat): where it is high, every figure of that run is slow, and only runs
+interleaved with it compare. Every process started here is stopped by its pid, also on Ctrl-C, and
 the temporary folder is removed unless --keep is given. The exit status is 1 when a run failed or
 a page set differed from the manifest.
 
@@ -220,7 +223,9 @@ class Measured:
     cpu_self_s: float | None = None  # the process alone
     cpu_tree_s: float | None = None  # + descendants it reaped itself (initdb, pg_ctl, ...)
     cpu_total_s: float | None = None  # + orphans reaped here (the PostgreSQL server)
+    cpu_helpers_s: float | None = None  # its Python children (parse processes), included above
     peak_rss_mb: float | None = None  # the process alone, sampled
+    steal_pct: float | None = None  # machine-wide CPU time stolen by the hypervisor, in %
     stdout: str = ""
     stderr_tail: str = ""
     left_behind: list[str] = field(default_factory=list)
@@ -237,6 +242,23 @@ def helpers(ps: psutil.Process, cpu_seen: dict[int, float]) -> Iterator[int]:
                 yield child.memory_info().rss
 
 
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(stolen, total) CPU time of the machine so far, in clock ticks (Linux), else None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user]
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def steal_between(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 100 * (after[0] - before[0]) / (after[1] - before[1])
+
+
 def run_measured(
     cmd: list[str],
     *,
@@ -249,6 +271,7 @@ def run_measured(
     """Run ``cmd`` to completion, sampling its RSS and CPU; bounded by ``timeout_s``."""
     m = Measured(cmd)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    jiffies = cpu_jiffies()
     out_path, err_path = logs.with_suffix(".out"), logs.with_suffix(".err")
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
@@ -305,6 +328,8 @@ def run_measured(
             m.returncode = proc.returncode
             m.wall_s = exit_at[0] - started
             m.cpu_tree_s = usage.ru_utime + usage.ru_stime
+            m.cpu_helpers_s = sum(helper_cpu.values())
+            m.steal_pct = steal_between(jiffies, cpu_jiffies())
     finally:
         if m.returncode is None:  # timeout, Ctrl-C or an error here: stop it by its pid
             Pid(proc.pid, ps.create_time()).stop(PYTHON_STOP)
@@ -678,6 +703,28 @@ def cpu_all(r: RunResult, expected: int) -> float | None:
     return per_thousand(r.measured.cpu_total_s, r.fetched(expected))
 
 
+def cpu_loop(r: RunResult, expected: int) -> float | None:
+    m = r.measured
+    if m.cpu_self_s is None or m.cpu_helpers_s is None:
+        return None
+    return per_thousand(m.cpu_self_s - m.cpu_helpers_s, r.fetched(expected))
+
+
+def cpu_parse(r: RunResult, expected: int) -> float | None:
+    return per_thousand(r.measured.cpu_helpers_s, r.fetched(expected))
+
+
+def cpu_rest(r: RunResult, expected: int) -> float | None:
+    m = r.measured
+    if m.cpu_total_s is None or m.cpu_self_s is None:
+        return None
+    return per_thousand(m.cpu_total_s - m.cpu_self_s, r.fetched(expected))
+
+
+def steal(r: RunResult, expected: int) -> float | None:
+    return r.measured.steal_pct
+
+
 def peak_rss(r: RunResult, expected: int) -> float | None:
     return r.measured.peak_rss_mb
 
@@ -700,13 +747,17 @@ ROWS = (
     Row("pages/s (wall, incl. startup)", wall_pages_per_second),
     Row("wall s", wall_seconds, 2),
     Row("CPU s / 1,000 pages (crawler processes)", cpu_process, 2),
+    Row("  the loop's process", cpu_loop, 2),
+    Row("  parse processes", cpu_parse, 2, ratio=False),
     Row("CPU s / 1,000 pages (all, incl. PostgreSQL)", cpu_all, 2),
+    Row("  PostgreSQL (and initdb, pg_ctl)", cpu_rest, 2, ratio=False),
     Row("peak RSS MB (crawler processes)", peak_rss),
     Row("loop lag p50 ms", lag("p50"), 2),
     Row("loop lag p99 ms", lag("p99"), 2),
     Row("loop lag max ms", lag("max"), 2),
     Row("DB statements / page", statements_per_page, 2, ratio=False),
     Row("errors", errors, 0, ratio=False),
+    Row("CPU stolen by the hypervisor % (machine)", steal, 1, ratio=False),
 )
 
 
@@ -758,6 +809,7 @@ def describe(r: RunResult, expected: int) -> str:
     text = (
         f"{fmt(pps)} pages/s, wall {m.wall_s:.2f}s, CPU {fmt(m.cpu_self_s, 2)}s process / "
         f"{fmt(m.cpu_total_s, 2)}s all, peak RSS {fmt(m.peak_rss_mb)} MB, "
+        f"steal {fmt(m.steal_pct)}%, "
         f"fetched {r.fetched(expected)}; page set {r.check}"
     )
     if not r.report:
