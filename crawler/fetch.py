@@ -3,9 +3,9 @@
 `Fetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
 `FetchResult`. It follows redirects itself, enforces the URL, header, body and time limits
 from `Settings`, sniffs the encoding of HTML bodies (the parser decodes them where it
-parses), and translates every failure of the network
-or the server into an `error_kind` with a one-line message and a retry hint: `fetch` never
-raises for anything the other side does.
+parses), and translates every failure of the network or the server into an `error_kind`
+with a one-line message and a retry hint: `fetch` never raises for anything the other side
+does.
 
 It also refuses to connect to non-public addresses (loopback, private, link-local,
 unspecified, multicast, reserved): IP-literal URLs and redirect targets are checked before
