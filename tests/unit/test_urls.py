@@ -62,6 +62,47 @@ def test_resolve_all_fragment_fast_path_equals_full_parse() -> None:
         assert urls.resolve_all(hrefs, base) == full, base
 
 
+CACHE_BASES = [
+    "http://example.com/",
+    "http://example.com/a/b?q#f",
+    "https://example.com/",
+    "http://u:p@example.com:81/x/",
+    "http://example.com:80/",
+    "http://[bad/",
+    "http://example.com\\evil/a",
+    "http://example.com?q",
+    "http://h\tx/",
+    "ftp://example.com/",
+]
+CACHE_HREFS = [
+    "/", "/x", "/x/", "//evil/x", "/\\evil/x", "/\t/evil", "/\n/evil", "/\r/evil", "/ /x",
+    "/x\t", "/x ", "/x#f", "/x?q#f", "/%2e%2e/x", "/../x", "/%7e", "/\ud800", "/\x00",
+    "http://a/b", "https://A/%2f", "http://", "http://[::1]:99/", "http:foo", "HTTP://a/",
+    "http://[bad/", "https://u:p@h:443/a b", "x", "",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_resolve_all_cache_answers_as_a_full_parse(
+    reverse: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers kept across pages (by the base's scheme://authority) are what a parse gives
+    under every base, whichever base asked first; also when the cache fills and restarts."""
+    monkeypatch.setattr(urls, "_RESOLVED", {})
+    bases = CACHE_BASES + sorted({c["base"] for c in RESOLVE})
+    hrefs = CACHE_HREFS + [c["input"] for c in RESOLVE] + [c["input"] for c in CANONICALIZE]
+    for base in reversed(bases) if reverse else bases:
+        expected = [urls._join_c(href, base) for href in hrefs]
+        assert urls.resolve_all(hrefs, base) == expected, base
+        assert urls.resolve_all(hrefs, base) == expected, base  # from the cache
+    assert urls._RESOLVED  # it was used
+    monkeypatch.setattr(urls, "_RESOLVED", {})
+    monkeypatch.setattr(urls, "MAX_RESOLVED", 3)
+    for base in bases[:3]:
+        assert urls.resolve_all(hrefs, base) == [urls._join_c(h, base) for h in hrefs]
+        assert len(urls._RESOLVED) <= 3
+
+
 def test_resolve_all_edge_inputs() -> None:
     assert urls.resolve_all([], "http://example.com/") == []
     assert urls.resolve_all(iter(["a", "#b"]), "http://example.com/d/") == [
