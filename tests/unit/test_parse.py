@@ -457,7 +457,7 @@ def test_odd_page_url_never_raises(page_url: str) -> None:
 
 @pytest.mark.parametrize("alphabet", ["ascii", "unicode"])
 def test_page_text_is_collapsed_as_str_split_collapses_it(alphabet: str) -> None:
-    """The bytes fast path for ASCII text gives exactly `" ".join(text.split())`."""
+    """The fast path for ASCII text gives exactly `" ".join(text.split())`."""
     from crawler.parse import _collapse_long
 
     blanks = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f"]
