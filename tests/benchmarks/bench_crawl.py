@@ -231,12 +231,14 @@ class Measured:
     left_behind: list[str] = field(default_factory=list)
 
 
-def helpers(ps: psutil.Process, cpu_seen: dict[int, float]) -> Iterator[int]:
+def helpers(ps: psutil.Process, cmdline: list[str], cpu_seen: dict[int, float]) -> Iterator[int]:
     """The RSS of each Python child of ``ps`` (the crawler's parse processes; the embedded
-    PostgreSQL is not its child), noting each one's CPU in ``cpu_seen``."""
+    PostgreSQL is not its child), noting each one's CPU in ``cpu_seen``. A child still
+    running the parent's own ``cmdline`` is a fork that has not exec'd yet: its pages are
+    the parent's, already counted (sampled at that instant, it once added 64 MB)."""
     for child in ps.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if child.name().startswith("python"):
+            if child.name().startswith("python") and child.cmdline() != cmdline:
                 cpu = child.cpu_times()
                 cpu_seen[child.pid] = cpu.user + cpu.system
                 yield child.memory_info().rss
@@ -303,13 +305,14 @@ def run_measured(
 
     threading.Thread(target=wait_for_exit, daemon=True).start()
     ps = psutil.Process(proc.pid)
+    cmdline = ps.cmdline()
     peak = 0
     helper_cpu: dict[int, float] = {}  # the crawler's parse processes, by pid: last CPU seen
     deadline = started + timeout_s
     try:
         while not exited.wait(SAMPLE_S):
             with contextlib.suppress(psutil.Error):
-                rss = ps.memory_info().rss + sum(helpers(ps, helper_cpu))
+                rss = ps.memory_info().rss + sum(helpers(ps, cmdline, helper_cpu))
                 peak = max(peak, rss)
                 cpu = ps.cpu_times()
                 m.cpu_self_s = cpu.user + cpu.system + sum(helper_cpu.values())
