@@ -191,7 +191,7 @@ def resolve_all(hrefs: Iterable[str], base: str) -> list[str | None]:
 # scheme://authority, href). An ada parse of a link costs about 2.5 us; the pages of a site
 # repeat dozens of the same links.
 _RESOLVED: dict[tuple[str, str], str | None] = {}
-MAX_RESOLVED = 20_000
+MAX_RESOLVED = 10_000
 
 
 def canonicalize(url: str) -> str | None:
