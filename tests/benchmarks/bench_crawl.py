@@ -706,11 +706,13 @@ def cpu_all(r: RunResult, expected: int) -> float | None:
     return per_thousand(r.measured.cpu_total_s, r.fetched(expected))
 
 
+def _minus(whole: float | None, part: float | None) -> float | None:
+    return None if whole is None or part is None else whole - part
+
+
 def cpu_loop(r: RunResult, expected: int) -> float | None:
     m = r.measured
-    if m.cpu_self_s is None or m.cpu_helpers_s is None:
-        return None
-    return per_thousand(m.cpu_self_s - m.cpu_helpers_s, r.fetched(expected))
+    return per_thousand(_minus(m.cpu_self_s, m.cpu_helpers_s), r.fetched(expected))
 
 
 def cpu_parse(r: RunResult, expected: int) -> float | None:
@@ -719,9 +721,7 @@ def cpu_parse(r: RunResult, expected: int) -> float | None:
 
 def cpu_rest(r: RunResult, expected: int) -> float | None:
     m = r.measured
-    if m.cpu_total_s is None or m.cpu_self_s is None:
-        return None
-    return per_thousand(m.cpu_total_s - m.cpu_self_s, r.fetched(expected))
+    return per_thousand(_minus(m.cpu_total_s, m.cpu_self_s), r.fetched(expected))
 
 
 def steal(r: RunResult, expected: int) -> float | None:
