@@ -144,19 +144,20 @@ gone AS (
     ) g
     WHERE pages.id = g.id
 ),
-old_links AS (
-    DELETE FROM links WHERE page_id = ANY(ARRAY(SELECT id FROM page))
-),
 new_links AS (
-    INSERT INTO links (page_id, position, target_url, anchor_text, nofollow)
-    SELECT page.id, CAST(l.position AS integer), l.target, coalesce(l.anchor, ''), l.nofollow
+    INSERT INTO page_links (page_id, target_urls, anchor_texts, nofollow)
+    SELECT page.id, string_to_array(live.link_urls, E'\n'),
+           -- one element a link, also when the only link has an empty text
+           CASE WHEN live.link_urls = '' THEN '{}'
+                ELSE (string_to_array(E'\n' || live.link_texts, E'\n'))[2:] END,
+           CAST(string_to_array(live.link_nofollow, E'\n') AS boolean[])
     FROM page
     JOIN live ON live.url = page.url
-    CROSS JOIN LATERAL unnest(
-        string_to_array(live.link_urls, E'\n'),
-        string_to_array(live.link_texts, E'\n'),
-        CAST(string_to_array(live.link_nofollow, E'\n') AS boolean[])
-    ) WITH ORDINALITY AS l(target, anchor, nofollow, position)
+    ORDER BY page.id
+    ON CONFLICT (page_id) DO UPDATE SET
+        target_urls = EXCLUDED.target_urls,
+        anchor_texts = EXCLUDED.anchor_texts,
+        nofollow = EXCLUDED.nofollow
 ),
 body AS (
     INSERT INTO bodies (content_hash, body)

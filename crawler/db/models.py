@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
-    PrimaryKeyConstraint,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -140,21 +141,30 @@ class Fetch(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class LinkRow(Base):
-    __tablename__ = "links"
-    __table_args__ = (
-        # Checked at the end of each statement (see migration 0004).
-        PrimaryKeyConstraint("page_id", "position", deferrable=True, initially="IMMEDIATE"),
-        Index(None, "target_url"),
-    )
+class PageLinksRow(Base):
+    """A page's links, as of its latest fetch: one row a page, three parallel arrays in
+    document order (migration 0005). The `links` view shows them a row a link."""
+
+    __tablename__ = "page_links"
+    __table_args__ = ({"postgresql_with": {"toast_tuple_target": 8160}},)
 
     # pages.id, kept by a trigger (migration 0003), not a foreign key: see that migration.
-    page_id: Mapped[int] = mapped_column(BigInteger)
-    # 1, 2, ... in document order (migration 0004).
-    position: Mapped[int] = mapped_column(Integer, autoincrement=False)
-    target_url: Mapped[str] = mapped_column(Text)
-    anchor_text: Mapped[str | None] = mapped_column(Text)
-    nofollow: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    page_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    target_urls: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    anchor_texts: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    nofollow: Mapped[list[bool]] = mapped_column(ARRAY(Boolean))
+
+
+# The `links` view (migration 0005), for queries; not a table of the models' metadata.
+links_view = Table(
+    "links",
+    MetaData(),
+    Column("page_id", BigInteger),
+    Column("position", Integer),
+    Column("target_url", Text),
+    Column("anchor_text", Text),
+    Column("nofollow", Boolean),
+)
 
 
 class FrontierRow(Base):

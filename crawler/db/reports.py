@@ -19,7 +19,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crawler.db.database import Database
-from crawler.db.models import Fetch, LinkRow, PageRow
+from crawler.db.models import Fetch, PageRow, links_view
 from crawler.errors import ConfigError
 
 OUTCOMES = ("new", "changed", "unchanged", "gone")
@@ -205,18 +205,19 @@ def _export_query(table: str, target: Target) -> Select[*tuple[Any, ...]]:
         pages = PageRow.__table__
         return select(pages).where(pages.c.crawl_id == target.crawl_id).order_by(pages.c.id)
     if table == "links":
+        links = links_view.c
         return (
             select(
-                LinkRow.page_id,
-                LinkRow.position,
+                links.page_id,
+                links.position,
                 PageRow.url.label("page_url"),
-                LinkRow.target_url,
-                LinkRow.anchor_text,
-                LinkRow.nofollow,
+                links.target_url,
+                links.anchor_text,
+                links.nofollow,
             )
-            .join(PageRow, PageRow.id == LinkRow.page_id)
+            .join(PageRow, PageRow.id == links.page_id)
             .where(PageRow.crawl_id == target.crawl_id)
-            .order_by(LinkRow.page_id, LinkRow.position)
+            .order_by(links.page_id, links.position)
         )
     if table == "fetches":
         fetches = Fetch.__table__

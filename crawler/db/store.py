@@ -42,7 +42,7 @@ MAX_BATCH = 64
 ANALYZE_AFTER = 500  # pages written in a run before its tables are analyzed
 ANALYZE_WAIT = 2.0  # seconds an analysis still running at the end may take
 
-ANALYZE_TABLES = text("ANALYZE pages, frontier, links, fetches")
+ANALYZE_TABLES = text("ANALYZE pages, frontier, page_links, fetches")
 
 _ENQUEUE = """
 queued AS (
@@ -112,7 +112,9 @@ _ENQUEUE_LISTED = text(
 _STORED_LINKS = text(
     """
     SELECT l.target_url, l.nofollow, p.meta_robots
-    FROM pages p JOIN links l ON l.page_id = p.id
+    FROM pages p
+    JOIN page_links pl ON pl.page_id = p.id
+    CROSS JOIN LATERAL unnest(pl.target_urls, pl.nofollow) AS l(target_url, nofollow)
     WHERE p.crawl_id = :crawl_id AND p.url = :url
     """
 )

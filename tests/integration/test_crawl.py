@@ -195,14 +195,14 @@ async def test_a_run_analyzes_its_tables_once_it_has_written_enough_pages(
     try:
         counts = await conn.fetch(
             "SELECT relname, analyze_count FROM pg_stat_user_tables "
-            "WHERE relname IN ('pages', 'frontier', 'links', 'fetches')"
+            "WHERE relname IN ('pages', 'frontier', 'page_links', 'fetches')"
         )
     finally:
         await conn.close()
     assert {r["relname"]: r["analyze_count"] for r in counts} == {
         "pages": 1,
         "frontier": 1,
-        "links": 1,
+        "page_links": 1,
         "fetches": 1,
     }
 
@@ -247,3 +247,51 @@ async def test_urls_of_the_sitemap_named_in_robots_txt_are_crawled(db_url: str) 
     finally:
         await conn.close()
     assert urls == {base + "/", base + "/a", base + "/orphan"}
+
+
+async def test_a_refetch_replaces_the_links_also_with_none_or_one_without_text(
+    db_url: str,
+) -> None:
+    """page_links holds a page's links as arrays: each fetch's links replace the last ones,
+    whether the page now has several, none, or one whose text is empty."""
+    home = {"body": ""}
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/":
+            return web.Response(text=home["body"], content_type="text/html")
+        return web.Response(text="<html><title>leaf</title></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    versions = [
+        '<a href="/a">A</a> <a href="/b" rel="nofollow">B</a> <a href="/a">again</a>',
+        "<p>no links now</p>",
+        '<a href="/b"><img alt=""></a>',
+    ]
+    seen = []
+    async with serve_app(app) as base:
+        settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
+        conn = await asyncpg.connect(_plain(db_url))
+        try:
+            for body in versions:
+                home["body"] = f"<html><body>{body}</body></html>"
+                await crawl(settings)
+                rows = await conn.fetch(
+                    "SELECT l.position, l.target_url, l.anchor_text, l.nofollow FROM links l "
+                    "JOIN pages p ON p.id = l.page_id WHERE p.url = $1 ORDER BY l.position",
+                    base + "/",
+                )
+                seen.append([(r[0], r[1].removeprefix(base), r[2], r[3]) for r in rows])
+                ragged = await conn.fetchval(
+                    "SELECT count(*) FROM page_links WHERE cardinality(target_urls) "
+                    "<> cardinality(anchor_texts) OR cardinality(target_urls) "
+                    "<> cardinality(nofollow)"
+                )
+                assert ragged == 0  # the arrays run in step, element for element
+        finally:
+            await conn.close()
+    assert seen == [
+        [(1, "/a", "A", False), (2, "/b", "B", True), (3, "/a", "again", False)],
+        [],
+        [(1, "/b", "", False)],
+    ]

@@ -179,3 +179,58 @@ async def test_a_schema_newer_than_the_crawler_is_a_clear_error(empty_db: str) -
         await conn.close()
     with pytest.raises(DatabaseUnavailable, match="migrated by a newer version of the crawler"):
         await migrate.upgrade(empty_db)
+
+
+async def test_links_move_to_arrays_and_back_with_their_order(empty_db: str) -> None:
+    """Revision 0005 turns the rows of `links` into a row of arrays a page (`links` becomes
+    a view of them); its downgrade turns them back. Order, texts and nofollow survive."""
+    await migrate.upgrade(empty_db, "0004")
+    conn = await asyncpg.connect(_plain(empty_db))
+    try:
+        crawl = await conn.fetchval("INSERT INTO crawls (name) VALUES ('c') RETURNING id")
+        pages = [
+            await conn.fetchval(
+                "INSERT INTO pages (crawl_id, url) VALUES ($1, $2) RETURNING id", crawl, url
+            )
+            for url in ("https://a.example/", "https://a.example/b")
+        ]
+        rows = [
+            (pages[0], 2, "https://a.example/x", "second", True),
+            (pages[0], 1, "https://a.example/b", "first", False),
+            (pages[0], 3, "https://a.example/b", None, False),  # no text, a repeated target
+            (pages[1], 1, "https://elsewhere.example/", "", False),
+        ]
+        await conn.executemany(
+            "INSERT INTO links (page_id, position, target_url, anchor_text, nofollow) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            rows,
+        )
+        read = (
+            "SELECT page_id, position, target_url, anchor_text, nofollow FROM links "
+            "ORDER BY page_id, position"
+        )
+        expected = sorted((p, n, url, text or "", nf) for p, n, url, text, nf in rows)
+
+        await migrate.upgrade(empty_db)
+        assert [tuple(r) for r in await conn.fetch(read)] == expected
+        arrays = await conn.fetchrow("SELECT * FROM page_links WHERE page_id = $1", pages[0])
+        assert list(arrays["target_urls"]) == [
+            "https://a.example/b",
+            "https://a.example/x",
+            "https://a.example/b",
+        ]
+        assert list(arrays["anchor_texts"]) == ["first", "second", ""]
+        assert list(arrays["nofollow"]) == [False, True, False]
+        # The views that read links are back and answer.
+        assert await conn.fetchval("SELECT count(*) FROM broken_links") == 0
+
+        await migrate.downgrade(empty_db, "0004")
+        assert [tuple(r) for r in await conn.fetch(read)] == expected
+        # Deleting a page deletes its links, before and after.
+        await conn.execute("DELETE FROM pages WHERE id = $1", pages[1])
+        assert await conn.fetchval("SELECT count(*) FROM links") == 3
+        await migrate.upgrade(empty_db)
+        await conn.execute("DELETE FROM pages WHERE id = $1", pages[0])
+        assert await conn.fetchval("SELECT count(*) FROM page_links") == 0
+    finally:
+        await conn.close()
