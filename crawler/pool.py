@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import gc
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -457,7 +458,18 @@ class Pool:
         try:
             await self._complete(PageRecord(task, result, None, None))
         except Exception as again:
-            log.warning("could not record the failure of %s: %s", task.url, again)
+            log.warning("could not record the failure of %s: %s", task.url, _reason(again))
+            if isinstance(again, DatabaseUnavailable) or self.fatal is not None:
+                return  # _with_db has given up the run already
+            # Not even the record of a failure, written on its own (the sink retries a
+            # refused batch record by record), could be stored: the database refuses our
+            # writes (a table that is not as we made it, rights we lack). Crawling on would
+            # redo the same tasks forever as their leases expire: the run stops.
+            self.fatal = DatabaseUnavailable(
+                f"the database refused to store {task.url} and the record of its failure "
+                f"({_reason(again)}); the run is resumable"
+            )
+            self.stop()
 
     def _retry_delay(self, result: FetchResult, attempt: int) -> float:
         seconds = retry_after(result.header("retry-after"))
@@ -501,6 +513,13 @@ class Pool:
             self.stats.pages += 1
         if queued > 0:
             self.stats.queued += queued
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a database error, without the driver's class names in front."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return re.sub(r"^\([\w.]+\) (<class '[\w.]+'>: )?", "", line)[:300]
 
 
 def _validators(task: CrawlTask) -> dict[str, str] | None:

@@ -33,6 +33,7 @@ from sqlalchemy import text
 
 from crawler.db.batch import WRITE_BATCH, BatchParams, clean
 from crawler.db.database import Database
+from crawler.errors import DatabaseUnavailable
 from crawler.records import CrawlTask, FetchResult, PageRecord
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,12 @@ class PgPageSink:
             try:
                 results = await self._write([record for record, _ in batch])
             except Exception as exc:
+                if len(batch) > 1 and not isinstance(exc, DatabaseUnavailable):
+                    # One record the server refuses must not fail the others with it:
+                    # each is written on its own, and only the culprit fails.
+                    for item in batch:
+                        await self._write_alone(*item)
+                    continue
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -163,6 +170,16 @@ class PgPageSink:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    async def _write_alone(self, record: PageRecord, future: asyncio.Future[int]) -> None:
+        try:
+            (result,) = await self._write([record])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
 
     async def _write(self, records: list[PageRecord]) -> list[int]:
         params = BatchParams()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import asyncpg
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from crawler.config import load_settings
 from crawler.db import store
+from crawler.errors import DatabaseUnavailable
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
 
@@ -295,3 +297,23 @@ async def test_a_refetch_replaces_the_links_also_with_none_or_one_without_text(
         [],
         [(1, "/b", "", False)],
     ]
+
+
+async def test_a_database_that_refuses_every_write_ends_the_run_with_an_error(
+    db_url: str,
+) -> None:
+    """Not a hang: when no page, not even the record of a failure, can be written (here a
+    table is missing; a user without INSERT rights gets the same), the run stops, says why,
+    and stays resumable."""
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        await conn.execute("ALTER TABLE fetches RENAME TO fetches_elsewhere")
+    finally:
+        await conn.close()
+    async with serve_site() as base:
+        settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
+        with pytest.raises(DatabaseUnavailable, match="refused") as caught:
+            async with asyncio.timeout(60):
+                await crawl(settings)
+    assert 'relation "fetches" does not exist' in str(caught.value)
+    assert "resumable" in str(caught.value)
