@@ -4,16 +4,10 @@ Workers hand each completed task to `PgPageSink.complete` and wait for it to be 
 Behind it, one writer task takes every record waiting and writes them as one batch
 statement (crawler.db.batch) through a short-lived session: under load a batch holds what
 piled up while the previous one was written, so round trips per page fall as the rate
-rises. Once a record arrives, the writer waits `GATHER_SECONDS` for others to join it:
-each statement costs about 0.4 ms of this process's CPU and a fixed share of the server's
-whatever its size, and measured on the 10,000-page benchmark the wait made batches of
-about 14 pages instead of 9 and cut the CPU a page by about a tenth, all processes
-together, for 3 ms more latency a page (6 ms gave no more).
-
-One writer rather than two: measured on the 10,000-page benchmark, two writers wrote
-batches of about 3 pages where one writes about 12, and the larger batches cost both the
-database and this process about a third less CPU a page (each statement is encoded
-whatever its size, and was then also planned afresh).
+rises, and a lone page is written at once. One writer rather than two: measured on the
+10,000-page benchmark, two writers wrote batches of about 3 pages where one writes about
+12, and the larger batches cost both the database and this process about a third less CPU
+a page (each statement is encoded whatever its size, and was then also planned afresh).
 
 Plans: the batch statement is prepared once a connection and, after a few runs, executed
 with a cached generic plan. A first crawl's tables grow from nothing faster than autovacuum
@@ -46,7 +40,6 @@ log = logging.getLogger(__name__)
 
 WRITERS = 1
 MAX_BATCH = 64
-GATHER_SECONDS = 0.003  # how long a record waits for others to share its batch statement
 ANALYZE_AFTER = 500  # pages written in a run before its tables are analyzed
 ANALYZE_WAIT = 2.0  # seconds an analysis still running at the end may take
 
@@ -155,13 +148,7 @@ class PgPageSink:
 
     async def _writer(self) -> None:
         while True:
-            first = await self.pending.get()
-            try:
-                await asyncio.sleep(GATHER_SECONDS)  # let others join the batch
-            except asyncio.CancelledError:
-                first[1].cancel()
-                raise
-            batch = [first]
+            batch = [await self.pending.get()]
             while len(batch) < MAX_BATCH and not self.pending.empty():
                 batch.append(self.pending.get_nowait())
             batch = [item for item in batch if not item[1].done()]  # waiter cancelled
