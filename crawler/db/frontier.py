@@ -13,6 +13,13 @@ from sqlalchemy import text
 from crawler.db.database import Database
 from crawler.records import CrawlTask
 
+# The claim must walk the open rows' index (ix_frontier_open, (run_id, id) where not done),
+# whose first entries are the next to claim. With `run_id = :run_id` and `ORDER BY id`, the
+# primary key gives the same order, and a plan cached from the statistics of a young run
+# (most rows open) walked it from the run's first row, past every row already done: measured
+# on the 10,000-page benchmark, 7,000-9,000 rows read a claim late in the crawl, 1.65 ms a
+# claim in the server, growing with the run. As a range, run_id is no constant the planner
+# can drop from `ORDER BY run_id, id`, which only the open rows' index provides: 0.56 ms.
 _CLAIM = text(
     """
     WITH claimed AS (
@@ -23,11 +30,11 @@ _CLAIM = text(
         attempts = attempts + 1
     WHERE id IN (
         SELECT id FROM frontier
-        WHERE run_id = :run_id
+        WHERE run_id >= :run_id AND run_id <= :run_id  -- a range, not =: see above
           AND state <> 'done'
           AND (state = 'queued' OR lease_until < now())
           AND (not_before IS NULL OR not_before <= now())
-        ORDER BY id
+        ORDER BY run_id, id
         LIMIT :n
         FOR UPDATE SKIP LOCKED
     )
