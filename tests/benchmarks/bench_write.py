@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import hashlib
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -48,6 +47,7 @@ from crawler.db.store import ANALYZE_AFTER, ANALYZE_TABLES
 from crawler.parse import parse_html
 from crawler.records import CrawlTask, FetchResult, PageRecord
 from tests.sitegen import generate, served_path
+from tests.sql import positional
 
 BASE_URL = "http://127.0.0.1:8000"
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -77,18 +77,6 @@ def records(root: Path, urls: Sequence[str]) -> list[PageRecord]:
         follow = tuple(link[0] for link in page.links[:1])
         out.append(PageRecord(CrawlTask(n, url, 1), fetch, page, digest, follow, 2))
     return out
-
-
-def positional(sql: str) -> tuple[str, list[str]]:
-    """The statement with $n placeholders for asyncpg, and the parameter names in order."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    return re.sub(r"(?<!:):([a-z_0-9]+)", number, sql), names
 
 
 def backend_cpu(pid: int) -> float | None:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import asyncpg
 import pytest
 
 from crawler.db import frontier
+from tests.sql import positional
 
 pytestmark = pytest.mark.db
-
-
-def _positional(sql: str) -> tuple[str, list[str]]:
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    return re.sub(r"(?<!:):([a-z_]+)", number, sql), names
 
 
 async def test_a_claim_walks_the_open_rows_not_the_run_from_its_start(db_url: str) -> None:
@@ -40,7 +28,7 @@ async def test_a_claim_walks_the_open_rows_not_the_run_from_its_start(db_url: st
         await conn.execute("ANALYZE frontier")  # every row open
         await conn.execute("UPDATE frontier SET state = 'done' WHERE id <= 4990")
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        sql, names = _positional(frontier._CLAIM.text)
+        sql, names = positional(frontier._CLAIM.text)
         values = {"run_id": run, "crawl_id": crawl, "owner": "o", "lease": 60, "n": 32}
         explain = await conn.prepare("EXPLAIN " + sql)
         plan = "\n".join(row[0] for row in await explain.fetch(*[values[n] for n in names]))
