@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from crawler import urls
 from crawler.parse import MAX_ANCHOR_CHARS, MAX_LINKS, MAX_TEXT_CHARS, parse_html
@@ -469,3 +470,23 @@ def test_page_text_is_collapsed_as_str_split_collapses_it(alphabet: str) -> None
     for _ in range(2_000):
         text = "".join(rng.choice(blanks if rng.random() < 0.5 else words) for _ in range(30))
         assert _collapse_long(text) == " ".join(text.split()), repr(text)
+
+
+@pytest.mark.parametrize("alphabet", ["ascii", "unicode"])
+def test_page_text_is_the_body_text_with_whitespace_collapsed(alphabet: str) -> None:
+    """Text nodes are stripped and blank ones skipped before collapsing: the same words, in
+    the same order, as collapsing the whole body text."""
+    blanks = [" ", "\n  ", "\t", "\r\n", "\x0c", "\x0b", "\x1f"]
+    words = ["a", "bc", "<b>d</b>", "<i> e </i>", "<p>f</p>", "<span>\n</span>", "<br>"]
+    if alphabet == "unicode":
+        blanks += ["\xa0", "\u2003", "&nbsp;", "&#x3000;"]
+        words += ["é", "<b>\xa0</b>", "<i>\u2003x\u2003</i>"]
+    rng = random.Random(11)
+    for _ in range(500):
+        body = "".join(rng.choice(blanks if rng.random() < 0.5 else words) for _ in range(40))
+        tree = LexborHTMLParser(f"<html><body>{body}</body></html>")
+        assert tree.body is not None
+        expected = " ".join(tree.body.text(separator=" ").split())
+        assert parse_html(f"<html><body>{body}</body></html>", "https://h.example/").text == (
+            expected
+        ), repr(body)
