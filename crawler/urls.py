@@ -128,6 +128,10 @@ def resolve_all(hrefs: Iterable[str], base: str) -> list[str | None]:
     the base's scheme, credentials, host and port, all in its scheme://authority prefix,
     which is the key with the href. Whether the base is valid also depends on that prefix
     alone: nothing after an authority makes a URL fail.
+
+    Relative paths of the plainest shape (`_PLAIN_RELATIVE`: "p00012.html",
+    "../../t2/p00012.html") are joined to the canonical base's folders as strings, without a
+    parse: a third of the links of a typical page, at about 2.5 us a parse.
     """
     if _lib is None:  # fallback core
         return [_join_py(href, base) for href in hrefs]
@@ -136,6 +140,8 @@ def resolve_all(hrefs: Iterable[str], base: str) -> list[str | None]:
     except UnicodeEncodeError:
         return [None for _ in hrefs]
     prefix = scheme_and_authority(base) if base.startswith(("http://", "https://")) else None
+    folders: list[str] | None = None
+    plain_relative = _PLAIN_RELATIVE.match
     cache = _RESOLVED
     lib, unpack = _lib, _ffi.unpack
     parse, free, is_valid = lib.ada_parse_with_base, lib.ada_free, lib.ada_is_valid
@@ -150,6 +156,15 @@ def resolve_all(hrefs: Iterable[str], base: str) -> list[str | None]:
     out: list[str | None] = []
     append = out.append
     for href in hrefs:
+        if prefix is not None and (plain := plain_relative(href)) is not None:
+            if folders is None:
+                if not base_done:
+                    base_canonical, base_done = canonicalize(base), True
+                folders = _folders(base_canonical)
+            if folders:
+                ups = plain.end() // 3  # each a "../"
+                append(folders[ups if ups < len(folders) else -1] + href[plain.end() :])
+                continue
         key: tuple[str, str] | None = None
         if prefix is not None and href.startswith(("/", "http://", "https://")):
             key = (prefix, href)
@@ -185,6 +200,34 @@ def resolve_all(hrefs: Iterable[str], base: str) -> list[str | None]:
                 cache.clear()
             cache[key] = result
     return out
+
+
+# A relative path of the plainest shape ("p00012.html", "../../t2/p00012.html"): "../"
+# segments, then segments of unreserved characters that do not start with a dot (so none is
+# a dot segment), an optional trailing slash. No scheme (no ":"), nothing to percent-encode,
+# no query or fragment: resolved, it is the base's folder, less one folder a "../", followed
+# by the rest as written (WHATWG "path state": the base path's last segment goes, each ".."
+# removes one more, never past the root). The match is the "../" run.
+_PLAIN_RELATIVE = re.compile(
+    r"(?:\.\./)*(?=[A-Za-z0-9_~-][A-Za-z0-9_~.-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9_~.-]*)*/?\Z)"
+)
+
+
+def _folders(base: str | None) -> list[str]:
+    """The folders of a canonical http(s) base URL, for plain relative hrefs: the base up to
+    the last "/" of its path, then each parent up to the root; none for no base."""
+    if base is None:  # the base does not parse: no fast path
+        return []
+    folder = base.partition("?")[0]  # a serialisation holds no other "?" (nor "#")
+    root = folder.find("/", folder.find("//") + 2)
+    if root < 0:  # pragma: no cover - an http(s) serialisation always has a path
+        return []
+    folder = folder[: folder.rfind("/") + 1]
+    folders = [folder]
+    while len(folder) > root + 1:
+        folder = folder[: folder.rfind("/", root, len(folder) - 1) + 1]
+        folders.append(folder)
+    return folders
 
 
 # resolve_all's answers for hrefs that do not depend on the base's path, by (the base's

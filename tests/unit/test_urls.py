@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +219,41 @@ def test_fallback_core_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -
         else:
             assert urls.host_key(case["url"]) == case["host_key"]
             assert urls.origin(case["url"]) == case["origin"]
+
+
+RELATIVE_BASES = [
+    "http://example.com/",
+    "http://example.com",
+    "http://example.com/a/b/c.html",
+    "http://example.com/a/b/",
+    "http://example.com/a/b/c.html?q=1/2#f/g",
+    "http://example.com//a//b/c",
+    "https://u:p@Example.COM:8443/x/y;p/z",
+    "http://example.com:80/a/./b/../c/d",
+    "http://example.com/a%2fb/c",
+    "http://example.com\\a\\b\\c",
+    "http://[::1]:81/a/b",
+    "http://xn--nxasmq6b.example/a/b",
+    "http://bücher.example/a/b",
+    "http://[bad/a/b",
+    "http://h\tx/a/",
+]
+RELATIVE_PARTS = [
+    "../", "./", "../", "a", "b.html", "-", "~", "_x", "/", ".x", "..x", ".", "..", "%2e",
+    "%2E./", ":", "?", "#", "\\", " ", "\t", "é", "A", "0", "x.y",
+]  # fmt: skip
+
+
+def test_resolve_all_plain_relative_paths_answer_as_a_full_parse() -> None:
+    """The string join of plain relative paths ("../../t2/p.html") gives what a parse gives,
+    under every base; hrefs of any other shape go to the parser."""
+    rng = random.Random(5)
+    hrefs = [
+        "".join(rng.choice(RELATIVE_PARTS) for _ in range(rng.randint(1, 7))) for _ in range(3_000)
+    ]
+    hrefs += ["../" * n + "p.html" for n in range(6)] + ["./a/", "a/b/", "../a/b/"]
+    plain = [h for h in hrefs if urls._PLAIN_RELATIVE.match(h)]
+    assert len(plain) > 300  # the fast path is exercised
+    for base in RELATIVE_BASES:
+        expected = [urls._join_c(href, base) for href in hrefs]
+        assert urls.resolve_all(hrefs, base) == expected, base
