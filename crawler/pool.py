@@ -42,6 +42,10 @@ ROBOTS_RETRY_DELAY = 30.0
 LAG_INTERVAL = 0.05
 KNOWN_URLS = 50_000
 SATURATED_PAUSE = 0.01
+# Seconds the feeder waits when there is nothing to claim (doubling up to IDLE_MAX), unless
+# a task is done first: its links may be claimable.
+IDLE_FIRST = 0.01
+IDLE_MAX = 1.0
 MAX_LOOKAHEAD = 8  # batches claimed ahead when every queued task's host is busy
 POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task goes back
 MAX_SITEMAPS = 50
@@ -185,9 +189,12 @@ class Pool:
         return outcome
 
     async def _feed(self) -> str:
-        idle = 0.01
+        idle = IDLE_FIRST
         batch = max(1, min(self.settings.concurrency, 64))
         while not self.stopping:
+            # Cleared before we look: progress made while we claim (a task done, stop())
+            # then ends the wait below at once instead of being lost with the clear.
+            self.progress.clear()
             if self.budget is not None and self.budget <= 0:
                 return "limit"
             if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -204,7 +211,7 @@ class Pool:
             except DatabaseUnavailable:
                 break
             if tasks:
-                idle = 0.01
+                idle = IDLE_FIRST
                 if self.budget is not None:
                     self.budget -= len(tasks)
                 for task in tasks:
@@ -220,7 +227,7 @@ class Pool:
                 if open_rows == 0:
                     return "finished"
             await self._wait(idle)
-            idle = min(idle * 2, 1.0)
+            idle = min(idle * 2, IDLE_MAX)
         return "stopped"
 
     async def _with_db(self, operation: Callable[[], Awaitable[T]]) -> T:
@@ -261,7 +268,7 @@ class Pool:
             return result
 
     async def _wait(self, seconds: float) -> None:
-        self.progress.clear()
+        """Wait for progress since the caller last cleared `progress`, at most `seconds`."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.progress.wait()
@@ -275,7 +282,10 @@ class Pool:
                 self.in_flight.discard(task.frontier_id)
                 self.unstarted.append(task.frontier_id)
         deadline = None if grace is None else time.monotonic() + grace
-        while self.in_flight:
+        while True:
+            self.progress.clear()
+            if not self.in_flight:
+                return
             if deadline is not None and time.monotonic() >= deadline:
                 return
             await self._wait(0.1)
