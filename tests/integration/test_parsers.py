@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import psutil
 import pytest
 
 from crawler.config import ExtractRule
@@ -55,8 +56,15 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None
         await asyncio.sleep(0.01)
 
 
+async def started(parser: ProcessParser) -> ProcessParser:
+    """The parser once every worker is ready (its first page starts them)."""
+    await parser.parse(page_html(0).encode(), "utf-8", URL)
+    await wait_for(lambda: len(parser.workers) == parser.processes)
+    return parser
+
+
 async def test_workers_parse_as_the_loop_does() -> None:
-    parser = ProcessParser(RULES, compile_rules(RULES), processes=2, inline_first=0)
+    parser = await started(ProcessParser(RULES, compile_rules(RULES), processes=2, inline_first=0))
     try:
         parsed = await asyncio.gather(
             *(parser.parse(page_html(n).encode(), "utf-8", URL) for n in range(40))
@@ -77,7 +85,7 @@ async def test_workers_parse_as_the_loop_does() -> None:
 async def test_the_body_is_decoded_with_the_encoding_given() -> None:
     """The fetcher only sniffs the encoding; worker and loop decode the body with it."""
     body = "<title>Привет, мир</title><p>Ёлка \ufffd</p>".encode("cp1251", errors="replace")
-    parser = ProcessParser((), None, processes=1, inline_first=0)
+    parser = await started(ProcessParser((), None, processes=1, inline_first=0))
     try:
         in_worker = await parser.parse(body, "cp1251", URL)
     finally:
@@ -99,15 +107,47 @@ async def test_a_small_crawl_starts_no_process() -> None:
         assert parser.workers == []
         page = (await parser.parse(page_html(3).encode(), "utf-8", URL)).page
         assert page.title == "Page 3"
-        assert len(parser.workers) == 1
+        await wait_for(lambda: len(parser.workers) == 1)
     finally:
         await parser.aclose()
 
 
-async def test_close_ends_the_workers() -> None:
+async def test_pages_are_parsed_on_the_loop_while_the_workers_start() -> None:
+    parser = ProcessParser((), None, processes=1, inline_first=0)
+    try:
+        pages = [await parser.parse(page_html(n).encode(), "utf-8", URL) for n in range(5)]
+        assert [p.page.title for p in pages] == [f"Page {n}" for n in range(5)]
+        assert parser.workers == []  # still starting: nothing waited for it
+        await wait_for(lambda: len(parser.workers) == 1)
+        worker = parser.workers[0]
+        parsing = asyncio.create_task(parser.parse(page_html(5).encode(), "utf-8", URL))
+        await wait_for(lambda: bool(worker.jobs) or parsing.done())
+        assert (await parsing).page.title == "Page 5"
+    finally:
+        await parser.aclose()
+
+
+def parser_processes() -> list[psutil.Process]:
+    children = psutil.Process().children()
+    return [p for p in children if "crawler.parsers" in " ".join(p.cmdline())]
+
+
+async def test_close_while_the_workers_start_leaves_no_process() -> None:
     parser = ProcessParser((), None, processes=2, inline_first=0)
+    await parser.parse(page_html(0).encode(), "utf-8", URL)
+    await wait_for(lambda: bool(parser_processes()))  # spawned, not ready yet
+    assert parser.workers == []
+    await parser.aclose()
+    assert parser.starter is not None and parser.starter.done()
+    assert parser.workers == []
+    assert parser_processes() == []
+
+
+async def test_close_ends_the_workers() -> None:
+    parser = await started(ProcessParser((), None, processes=2, inline_first=0))
     await asyncio.gather(*(parser.parse(page_html(n).encode(), "utf-8", URL) for n in range(4)))
     processes = [worker.process for worker in parser.workers]
+    assert len(processes) == 2
     await parser.aclose()
     assert all(process.returncode is not None for process in processes)
     # After close, pages are still parsed (on the loop), never lost.
@@ -117,9 +157,8 @@ async def test_close_ends_the_workers() -> None:
 async def test_a_killed_worker_is_replaced_and_its_pages_finish(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    parser = ProcessParser((), None, processes=1, inline_first=0)
+    parser = await started(ProcessParser((), None, processes=1, inline_first=0))
     try:
-        await parser.parse(page_html(0).encode(), "utf-8", URL)
         first = parser.workers[0].process.pid
         pending = [asyncio.create_task(parser.parse(SLOW_HTML.encode(), "utf-8", URL))]
         pending += [
@@ -138,9 +177,8 @@ async def test_a_killed_worker_is_replaced_and_its_pages_finish(
 
 
 async def test_a_page_that_kills_two_workers_fails_alone() -> None:
-    parser = ProcessParser((), None, processes=1, inline_first=0)
+    parser = await started(ProcessParser((), None, processes=1, inline_first=0))
     try:
-        await parser.parse(page_html(0).encode(), "utf-8", URL)
         victim = asyncio.create_task(parser.parse(SLOW_HTML.encode(), "utf-8", URL))
         killed: set[int] = set()
 
@@ -174,8 +212,10 @@ async def test_workers_that_cannot_start_leave_parsing_on_the_loop(
     try:
         with caplog.at_level(logging.WARNING, logger="crawler"):
             parsed = await parser.parse(page_html(7).encode(), "utf-8", URL)
+            await wait_for(lambda: parser.disabled)
         assert parsed == (parse_html(page_html(7), URL), content_hash(page_html(7).encode()))
-        assert parser.disabled
+        parsed = await parser.parse(page_html(8).encode(), "utf-8", URL)  # on the loop
+        assert parsed.page.title == "Page 8"
         assert "parser processes do not start" in caplog.text
     finally:
         await parser.aclose()
@@ -195,6 +235,8 @@ from crawler.parsers import ProcessParser
 async def main():
     parser = ProcessParser((), None, processes=1, inline_first=0)
     await parser.parse(b"<title>x</title>", "utf-8", "http://127.0.0.1/")
+    while not parser.workers:
+        await asyncio.sleep(0.01)
     print(parser.workers[0].process.pid, flush=True)
     sys.stdin.readline()  # killed while waiting here
 
