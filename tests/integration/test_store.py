@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
+from crawler.db import store
 from crawler.db.database import Database
 from crawler.db.store import PgPageSink
 from crawler.parse import parse_html
@@ -72,3 +74,89 @@ async def test_a_refused_record_fails_alone_and_its_batch_is_stored(db_url: str)
     finally:
         await db.dispose()
         await conn.close()
+
+
+async def _run_with_rows(conn: asyncpg.Connection, rows: dict[str, str]) -> tuple[int, int]:
+    """A crawl and a run whose frontier holds `rows` (url: state)."""
+    crawl = await conn.fetchval("INSERT INTO crawls (name) VALUES ('c') RETURNING id")
+    run = await conn.fetchval("INSERT INTO crawl_runs (crawl_id) VALUES ($1) RETURNING id", crawl)
+    for url, state in rows.items():
+        await conn.execute(
+            "INSERT INTO frontier (run_id, url, state, lease_owner) VALUES ($1, $2, $3, $4)",
+            run,
+            url,
+            state,
+            OWNER if state == "leased" else None,
+        )
+    return crawl, run
+
+
+@pytest.mark.parametrize("chunk", [1_000, 2])
+async def test_sitemap_entries_queue_new_urls_and_date_queued_ones(
+    db_url: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New URLs are queued with their lastmod; a queued row takes the sitemap's lastmod;
+    rows being crawled or done keep theirs. In statements of LISTED_CHUNK entries."""
+    monkeypatch.setattr(store, "LISTED_CHUNK", chunk)
+    site = "https://site.example/"
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    db = Database(db_url)
+    try:
+        crawl, run = await _run_with_rows(
+            conn, {site + "queued": "queued", site + "leased": "leased", site + "done": "done"}
+        )
+        day = datetime(2026, 11, 1, tzinfo=UTC)
+        entries = [(site + name, day) for name in ("new", "queued", "leased", "done")]
+        sink = PgPageSink(db, crawl, run, OWNER)
+        changed = await sink.enqueue_listed([*entries, (site + "undated", None)], 1)
+        rows = await conn.fetch("SELECT url, depth, lastmod FROM frontier ORDER BY url")
+    finally:
+        await db.dispose()
+        await conn.close()
+    assert changed == 3  # two new rows, one dated
+    assert {r["url"].removeprefix(site): r["lastmod"] for r in rows} == {
+        "done": None,
+        "leased": None,
+        "new": day,
+        "queued": day,
+        "undated": None,
+    }
+    assert {r["url"].removeprefix(site): r["depth"] for r in rows}["new"] == 1
+
+
+async def test_sitemap_entries_and_a_page_write_never_wait_on_each_other(db_url: str) -> None:
+    """A page write marks a listed URL done, then queues a link that the sitemap lists too;
+    meanwhile the sitemap's entries are queued. Neither waits for the other (an upsert of
+    the entries deadlocked with such a write: a second's standstill, then an error)."""
+    site = "https://site.example/"
+    setup = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    writer = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    db = Database(db_url)
+    try:
+        crawl, run = await _run_with_rows(setup, {site + "b": "leased"})
+        day = datetime(2026, 11, 1, tzinfo=UTC)
+        sink = PgPageSink(db, crawl, run, OWNER)
+        async with writer.transaction():
+            await writer.execute(
+                "UPDATE frontier SET state = 'done' WHERE run_id = $1 AND url = $2", run, site + "b"
+            )
+            listing = asyncio.create_task(
+                sink.enqueue_listed([(site + "a", day), (site + "b", day)], 1)
+            )
+            await asyncio.wait_for(asyncio.shield(listing), 5)
+            await asyncio.wait_for(
+                writer.execute(
+                    "INSERT INTO frontier (run_id, url, depth) VALUES ($1, $2, 2) "
+                    "ON CONFLICT (run_id, url) DO NOTHING",
+                    run,
+                    site + "a",
+                ),
+                0.5,
+            )
+        assert listing.result() == 1
+        rows = await setup.fetch("SELECT url, state, depth FROM frontier ORDER BY url")
+    finally:
+        await db.dispose()
+        await writer.close()
+        await setup.close()
+    assert [tuple(r) for r in rows] == [(site + "a", "queued", 1), (site + "b", "done", 0)]
