@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crawler.sitemap import parse_lastmod, parse_sitemap
+from crawler.sitemap import SitemapReader, parse_lastmod, parse_sitemap
 
 URLSET = b"""<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
@@ -88,3 +88,16 @@ def test_entity_expansion_is_refused() -> None:
 )
 def test_lastmod_dates(value: str | None, expected: datetime | None) -> None:
     assert parse_lastmod(value) == expected
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_a_sitemap_fed_in_slices_reads_as_a_whole(size: int) -> None:
+    """The pool feeds a sitemap to the reader in slices, with turns of the loop between."""
+    cut = URLSET.index(b"</url>") + len(b"</url>")
+    broken = URLSET[:cut] + b"<<>>" + URLSET[cut:]  # not XML after the first URL
+    for body in (URLSET, INDEX, broken):
+        reader = SitemapReader()
+        for start in range(0, len(body), size):
+            reader.feed(body[start : start + size])
+        assert reader.close() == parse_sitemap(body)
+    assert parse_sitemap(broken).urls == parse_sitemap(URLSET).urls[:1]
