@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -259,3 +260,24 @@ def test_workers_exit_when_the_crawl_is_killed() -> None:
     while alive(worker):
         assert time.monotonic() < deadline, "the worker outlived its killed parent"
         time.sleep(0.05)
+
+
+async def test_pages_parsed_on_the_loop_take_a_turn_of_it_each() -> None:
+    """A burst of responses does not hold the loop for all their parses at once."""
+    parser = InlineParser(None)
+    loop = asyncio.get_running_loop()
+    done: list[int] = []
+    turns: list[int] = []
+
+    def tick() -> None:  # once a turn of the loop
+        turns.append(len(done))
+        if len(done) < 10:
+            loop.call_soon(tick)
+
+    async def one(n: int) -> None:
+        await parser.parse(page_html(n).encode(), "utf-8", URL)
+        done.append(n)
+
+    loop.call_soon(tick)
+    await asyncio.gather(*(one(n) for n in range(10)))
+    assert max(b - a for a, b in itertools.pairwise(turns)) <= 1
