@@ -30,7 +30,7 @@ from crawler.politeness import backoff, retry_after
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.robots import RobotsPolicy
 from crawler.scope import Scope
-from crawler.sitemap import FEED_BYTES, SitemapReader, inflate
+from crawler.sitemap import SitemapReader, inflate
 from crawler.urls import canonicalize
 
 log = logging.getLogger("crawler")
@@ -315,10 +315,7 @@ class Pool:
                 # switch interval: the worst event-loop lag of a crawl.)
                 data = await asyncio.to_thread(inflate, result.body)  # zlib lets the lock go
                 reader = SitemapReader()
-                for start in range(0, len(data), FEED_BYTES):
-                    reader.feed(data[start : start + FEED_BYTES])
-                    if reader.done:
-                        break
+                for _ in reader.feed_in_slices(data):
                     await asyncio.sleep(0)
                 sitemap = reader.close()
                 todo.extend(sitemap.sitemaps)

@@ -8,12 +8,14 @@ Python's expat refuses entity expansion bombs.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 MAX_BYTES = 50 * 1024 * 1024  # the protocol's own limit for one (uncompressed) sitemap
 MAX_URLS = 50_000
+FEED_BYTES = 16_384  # a slice of a sitemap: about 230 URLs, a millisecond of parsing
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,15 @@ class SitemapReader:
                 self.done = True
                 return
 
+    def feed_in_slices(self, data: bytes) -> Iterator[None]:
+        """Feed `data` a FEED_BYTES slice at a time, yielding after each slice that leaves
+        more to read (a caller on the event loop gives the loop a turn there)."""
+        for start in range(0, len(data), FEED_BYTES):
+            self.feed(data[start : start + FEED_BYTES])
+            if self.done:
+                return
+            yield
+
     def close(self) -> Sitemap:
         """What was read; the document ends here."""
         if not self.done:
@@ -105,15 +116,10 @@ class SitemapReader:
         return Sitemap(tuple(self.urls), tuple(self.children))
 
 
-FEED_BYTES = 16_384  # a slice of a sitemap: about 230 URLs, a millisecond of parsing
-
-
 def parse_sitemap(body: bytes, *, max_urls: int = MAX_URLS) -> Sitemap:
     """Read a sitemap or sitemap index (gzipped or not); never raises."""
     data = inflate(body)
     reader = SitemapReader(max_urls=max_urls)
-    for start in range(0, len(data), FEED_BYTES):
-        reader.feed(data[start : start + FEED_BYTES])
-        if reader.done:
-            break
+    for _ in reader.feed_in_slices(data):
+        pass
     return reader.close()
