@@ -1,7 +1,8 @@
 """Per-host politeness and robots.txt, as one process of a run applies them.
 
-`Hosts.fetch` is the only way the pool fetches: at most `host_concurrency` requests to a host
-at once, its delay (or Crawl-delay) between their starts, Retry-After and 429/503 backoff;
+`Hosts.fetch` is the only way the pool fetches: at most `concurrency` requests in flight in
+all (the pool runs more workers than that), at most `host_concurrency` to a host at once, its
+delay (or Crawl-delay) between their starts, Retry-After and 429/503 backoff;
 once another process has joined the run, the slots and delays go through the database
 (`HostGate`) so they hold across processes. `Hosts.robots` fetches, caches and refreshes each
 origin's robots.txt.
@@ -70,6 +71,9 @@ class Hosts:
         self.gate = gate
         self.with_db = with_db
         self.slots: dict[str, asyncio.Semaphore] = {}
+        # Requests in flight in this process (--concurrency), taken last: a task waiting for
+        # its host's slot or delay holds none.
+        self.requests = asyncio.Semaphore(settings.concurrency)
         self.clocks: dict[str, HostClock] = {}
         self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
@@ -91,7 +95,8 @@ class Hosts:
         max_redirects: int | None = None,
     ) -> FetchResult:
         """Fetch politely: at most host_concurrency requests to a host at once and the
-        host's delay between their starts; across processes once others joined the run."""
+        host's delay between their starts; across processes once others joined the run. At
+        most `concurrency` requests of this process are in flight at once."""
         host = host_key(url)
         slot = self.slots.get(host)
         if slot is None:
@@ -104,7 +109,10 @@ class Hosts:
             try:
                 if wait > 0:
                     await asyncio.sleep(wait)
-                result = await self.fetcher.fetch(url, headers=headers, max_redirects=max_redirects)
+                async with self.requests:
+                    result = await self.fetcher.fetch(
+                        url, headers=headers, max_redirects=max_redirects
+                    )
             finally:
                 if shared is not None and self.gate is not None:
                     with contextlib.suppress(DatabaseUnavailable):

@@ -51,6 +51,12 @@ POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task
 MAX_SITEMAPS = 50
 SITEMAP_SLICE = 200  # sitemap URLs decided on between two turns of the loop (about 1 ms)
 GC_YOUNG = 10_000  # allocations between collections of the young generation, while crawling
+# Workers a request slot (--concurrency; Hosts caps the requests in flight). A worker waits
+# for its page's write after the fetch, and meanwhile the spare workers keep the requests
+# going. With one worker a slot, the slots of the pages in the batch being written stood idle.
+# Measured on the 10,000-page benchmark (medians of 6 interleaved crawls): 1,602 pages/s
+# instead of 1,433, batches of 15 pages instead of 10, and the loop's CPU a page 15% lower.
+WORKERS_PER_SLOT = 2
 
 
 class KnownUrls:
@@ -160,7 +166,8 @@ class Pool:
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_YOUNG, *thresholds[1:])
         self.stats.started_at = time.monotonic()
-        workers = [asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)]
+        n = WORKERS_PER_SLOT * self.settings.concurrency
+        workers = [asyncio.create_task(self._worker()) for _ in range(n)]
         helpers = [
             asyncio.create_task(self._watch_lag()),
             asyncio.create_task(self._renew()),
@@ -381,7 +388,8 @@ class Pool:
                 # wait here while other hosts could be crawled.
                 self.queue.put_nowait(task)
                 self.waiting_on_hosts += 1
-                self.progress.set()
+                if self.waiting_on_hosts == 1:
+                    self.progress.set()  # the feeder claims further ahead
                 await asyncio.sleep(SATURATED_PAUSE)
                 continue
             self.waiting_on_hosts = 0
