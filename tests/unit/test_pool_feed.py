@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 
 import pytest
 
 from crawler import pool as pool_module
 from crawler.config import load_settings
-from crawler.pool import Pool
-from crawler.records import CrawlTask, FetchResult, PageRecord
-from crawler.scope import Scope
-
-ORIGIN = "http://a.example"
+from crawler.records import CrawlTask, PageRecord
+from tests.unit.pool_fakes import ORIGIN, Fetcher, Frontier, make_pool
 
 
-class Fetcher:
-    async def fetch(
-        self,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_redirects: int | None = None,
-    ) -> FetchResult:
-        return FetchResult(url, url, 404, "text/plain")
-
-
-class RacingFrontier:
+class RacingFrontier(Frontier):
     """Gives the seed; the next claim is in flight while the seed's task is done (and its
     link queued), and finds nothing; the claim after that gets the link."""
 
@@ -41,15 +26,6 @@ class RacingFrontier:
         if len(self.tasks) == 2:
             await self.seed_done.wait()
         return self.tasks.pop(0) if self.tasks else []
-
-    async def open_count(self) -> int:
-        return self.open
-
-    async def release(self, ids: list[int]) -> None:
-        pass
-
-    async def renew(self, ids: list[int]) -> None:
-        pass
 
 
 class Sink:
@@ -70,14 +46,7 @@ async def test_a_task_done_while_the_feeder_claims_wakes_it(
     monkeypatch.setattr(pool_module, "IDLE_FIRST", 30.0)
     settings = load_settings({"seeds": (ORIGIN + "/",), "ignore_robots": True, "retries": 0})
     frontier = RacingFrontier(asyncio.Event())
-    fetcher: object = Fetcher()
-    pool = Pool(
-        settings,
-        Scope.from_settings(settings, settings.seeds),
-        frontier,
-        fetcher,  # type: ignore[arg-type]  # only fetch is asked
-        Sink(frontier),  # type: ignore[arg-type]  # only complete is asked
-    )
+    pool = make_pool(settings, frontier, Fetcher(), Sink(frontier))
     started = time.monotonic()
     assert await asyncio.wait_for(pool.run(), 10) == "finished"
     assert time.monotonic() - started < 5

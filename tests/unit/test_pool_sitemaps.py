@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from crawler.config import load_settings
-from crawler.pool import Pool
 from crawler.records import FetchResult
-from crawler.scope import Scope
+from tests.unit.pool_fakes import ORIGIN, Fetcher, make_pool
 
-ORIGIN = "http://a.example"
 SITEMAP = (
     '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
     f"<url><loc>{ORIGIN}/a</loc></url><url><loc>{ORIGIN}/b?x=1</loc></url>"
@@ -19,21 +15,15 @@ SITEMAP = (
 )
 
 
-class FakeFetcher:
-    async def fetch(
-        self,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_redirects: int | None = None,
-    ) -> FetchResult:
+class FakeFetcher(Fetcher):
+    async def answer(self, url: str) -> FetchResult:
         bodies = {
             f"{ORIGIN}/robots.txt": f"User-agent: *\nSitemap: {ORIGIN}/map.xml\n",
             f"{ORIGIN}/map.xml": SITEMAP,
         }
         body = bodies.get(url)
         if body is None:
-            return FetchResult(url, url, 404, "text/plain")
+            return await super().answer(url)
         return FetchResult(url, url, 200, "text/plain", (), body.encode())
 
 
@@ -51,15 +41,8 @@ async def test_sitemap_urls_are_queued_and_known() -> None:
     the links that point at them are not sent to the database again."""
     settings = load_settings({"seeds": (ORIGIN + "/",)})
     sink = FakeSink()
-    fake: Any = FakeFetcher()
-    pool = Pool(
-        settings,
-        Scope.from_settings(settings, settings.seeds),
-        frontier=None,  # type: ignore[arg-type]  # not asked while reading sitemaps
-        fetcher=fake,
-        sink=sink,  # type: ignore[arg-type]  # only enqueue_listed is asked
-        sitemap_origins=(ORIGIN,),
-    )
+    # No frontier: it is not asked while reading sitemaps.
+    pool = make_pool(settings, None, FakeFetcher(), sink, sitemap_origins=(ORIGIN,))
     await pool._read_sitemaps()
     expected = [ORIGIN + "/a", ORIGIN + "/b?x=1"]
     assert [url for url, _ in sink.listed] == expected

@@ -4,31 +4,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 
 from crawler.config import load_settings
-from crawler.pool import Pool
 from crawler.records import CrawlTask, FetchResult, PageRecord
-from crawler.scope import Scope
+from tests.unit.pool_fakes import ORIGIN, Fetcher, Frontier, make_pool
 
-ORIGIN = "http://a.example"
 TASKS = 8
 
 
-class Fetcher:
+class CountingFetcher(Fetcher):
     def __init__(self) -> None:
         self.in_flight = 0
         self.most = 0
         self.done = 0
         self.four_done = asyncio.Event()
 
-    async def fetch(
-        self,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_redirects: int | None = None,
-    ) -> FetchResult:
+    async def answer(self, url: str) -> FetchResult:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         await asyncio.sleep(0.01)
@@ -36,10 +27,10 @@ class Fetcher:
         self.done += 1
         if self.done == 4:
             self.four_done.set()
-        return FetchResult(url, url, 404, "text/plain")
+        return await super().answer(url)
 
 
-class Frontier:
+class ListFrontier(Frontier):
     def __init__(self) -> None:
         self.tasks = [CrawlTask(n, f"{ORIGIN}/{n}", 0) for n in range(1, TASKS + 1)]
         self.open = TASKS
@@ -48,20 +39,11 @@ class Frontier:
         claimed, self.tasks = self.tasks[:n], self.tasks[n:]
         return claimed
 
-    async def open_count(self) -> int:
-        return self.open
-
-    async def release(self, ids: list[int]) -> None:
-        pass
-
-    async def renew(self, ids: list[int]) -> None:
-        pass
-
 
 class SlowSink:
     """Writes nothing until `writes` is set, as a database busy with an earlier batch."""
 
-    def __init__(self, frontier: Frontier) -> None:
+    def __init__(self, frontier: ListFrontier) -> None:
         self.frontier = frontier
         self.writes = asyncio.Event()
 
@@ -82,16 +64,9 @@ async def test_requests_go_on_while_pages_wait_for_their_write() -> None:
             "delay": 0,
         }
     )
-    frontier, fetcher = Frontier(), Fetcher()
+    frontier, fetcher = ListFrontier(), CountingFetcher()
     sink = SlowSink(frontier)
-    pool = Pool(
-        settings,
-        Scope.from_settings(settings, settings.seeds),
-        frontier,
-        fetcher,
-        sink,  # type: ignore[arg-type]  # only complete is asked
-    )
-    run = asyncio.create_task(pool.run())
+    run = asyncio.create_task(make_pool(settings, frontier, fetcher, sink).run())
     try:
         # With a worker a slot, both slots' workers waited for their writes after 2 fetches.
         await asyncio.wait_for(fetcher.four_done.wait(), 5)

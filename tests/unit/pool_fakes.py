@@ -1,0 +1,53 @@
+"""Fakes of the pool's frontier and fetcher, for unit tests that drive `crawler.pool.Pool`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from crawler.config import Settings
+from crawler.pool import Pool
+from crawler.records import CrawlTask, FetchResult
+from crawler.scope import Scope
+
+ORIGIN = "http://a.example"
+
+
+class Fetcher:
+    """Answers every URL with `answer(url)`: 404 unless a subclass says otherwise."""
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult:
+        return await self.answer(url)
+
+    async def answer(self, url: str) -> FetchResult:
+        return FetchResult(url, url, 404, "text/plain")
+
+
+class Frontier:
+    """A frontier with `open` open rows and nothing to claim, unless a subclass claims."""
+
+    open = 0
+
+    async def claim(self, n: int) -> list[CrawlTask]:
+        return []
+
+    async def open_count(self) -> int:
+        return self.open
+
+    async def release(self, ids: list[int]) -> None:
+        pass
+
+    async def renew(self, ids: list[int]) -> None:
+        pass
+
+
+def make_pool(settings: Settings, frontier: Any, fetcher: Fetcher, sink: Any, **kw: Any) -> Pool:
+    """A pool over the fakes; `frontier` and `sink` need only the methods the test asks."""
+    scope = Scope.from_settings(settings, settings.seeds)
+    return Pool(settings, scope, frontier, fetcher, sink, **kw)
