@@ -17,6 +17,7 @@ import typer
 
 from crawler import __version__, cli_maintenance, cli_reports
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
+from crawler.config import given_settings
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
 
@@ -47,7 +48,8 @@ def crawl(
         list[str] | None, typer.Argument(help="Seed URLs.", show_default=False)
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Crawl name (default: first seed's host).")
+        str | None,
+        typer.Option(help="Crawl name (default: first seed's host, with its port if not 80/443)."),
     ] = None,
     config: ConfigOpt = None,
     database_url: DatabaseUrlOpt = None,
@@ -71,14 +73,22 @@ def crawl(
         int | None, typer.Option(help="Concurrent requests per host.")
     ] = None,
     delay: Annotated[float | None, typer.Option(help="Seconds between requests to a host.")] = None,
-    ignore_robots: Annotated[bool, typer.Option(help="Do not obey robots.txt.")] = False,
+    ignore_robots: Annotated[
+        bool | None, typer.Option(help="Do not obey robots.txt.", show_default=False)
+    ] = None,
     retries: Annotated[int | None, typer.Option(help="Retries of transient failures.")] = None,
     allow_private: Annotated[
-        bool, typer.Option(help="Allow URLs on private, loopback and link-local addresses.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            help="Allow URLs on private, loopback and link-local addresses.", show_default=False
+        ),
+    ] = None,
     store_body: Annotated[
-        bool, typer.Option(help="Keep compressed response bodies (for crawler reparse).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            help="Keep compressed response bodies (for crawler reparse).", show_default=False
+        ),
+    ] = None,
     parse_processes: Annotated[
         int | None,
         typer.Option(help="Processes that parse pages beside the crawl (0: parse in it)."),
@@ -119,8 +129,7 @@ def crawl(
     from crawler.display import print_json, print_summary, progress, setup_logging
     from crawler.run import crawl as run_crawl
 
-    settings = settings_from(
-        config,
+    flags: dict[str, Any] = dict(
         seeds=tuple(seeds or ()),
         name=name,
         database_url=database_url,
@@ -134,10 +143,10 @@ def crawl(
         user_agent=user_agent,
         host_concurrency=host_concurrency,
         delay=delay,
-        ignore_robots=True if ignore_robots else None,
+        ignore_robots=ignore_robots,
         retries=retries,
-        allow_private=True if allow_private else None,
-        store_body=True if store_body else None,
+        allow_private=allow_private,
+        store_body=store_body,
         parse_processes=parse_processes,
         revisit_after=revisit_after,
         max_duration=max_duration,
@@ -147,6 +156,9 @@ def crawl(
         quiet=True if quiet else None,
         log_format=log_format,
     )
+    settings = settings_from(config, **flags)
+    # Crawl settings given now win over the crawl's stored ones, which replace the defaults.
+    given = given_settings(flags, environ=os.environ, config_file=config)
     if not settings.seeds and not settings.name:
         raise ConfigError("give at least one seed URL, or --name of a crawl to resume")
     tty = _tty() and not settings.json
@@ -155,7 +167,7 @@ def crawl(
     def watch(pool: Any) -> Any:
         return progress(pool, tty=tty, quiet=settings.quiet)
 
-    summary = asyncio.run(run_crawl(settings, new_run=new_run, join=join, watch=watch))
+    summary = asyncio.run(run_crawl(settings, new_run=new_run, join=join, watch=watch, given=given))
     if settings.json:
         print_json(summary.to_json(), sys.stdout)
     elif not settings.quiet:

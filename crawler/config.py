@@ -132,17 +132,27 @@ class Settings:
 
     @property
     def crawl_name(self) -> str:
-        """The crawl's name: given, or the first seed's host."""
+        """The crawl's name: given, or the first seed's host (`host:port` when the port is
+        not the scheme's default, so two sites on one host are two crawls)."""
         if self.name:
             return self.name
         if not self.seeds:
             raise ConfigError("give at least one seed URL (or --name of a crawl to resume)")
-        return urlsplit(self.seeds[0]).hostname or self.seeds[0]
+        parts = urlsplit(self.seeds[0])
+        host = parts.hostname or self.seeds[0]
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 literal
+        port = parts.port
+        if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
+            return host
+        return f"{host}:{port}"
 
     def to_json(self) -> dict[str, Any]:
-        """The settings as stored with the crawl (no database URL: it may hold a password)."""
+        """The crawl settings, as stored with the crawl (see NOT_STORED: never the database
+        URL, which may hold a password)."""
         out = dataclasses.asdict(self)
-        out.pop("database_url")
+        for key in NOT_STORED:
+            out.pop(key)
         return out
 
 
@@ -150,10 +160,26 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def check_seed(seed: str) -> None:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def seed_problem(seed: str) -> str | None:
+    """Why `seed` cannot be fetched at all, or None: "is not an http(s) URL with a host",
+    "has no valid port (1 to 65535)"."""
     parts = urlsplit(seed)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"seed {seed!r} is not an http(s) URL with a host")
+        return "is not an http(s) URL with a host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    return "has no valid port (1 to 65535)" if port == 0 else None
+
+
+def check_seed(seed: str) -> None:
+    problem = seed_problem(seed)
+    if problem is not None:
+        raise ConfigError(f"seed {seed!r} {problem}")
 
 
 def normalise_database_url(url: str) -> str:
@@ -305,3 +331,83 @@ def load_settings(
         return Settings(**merged)
     except TypeError as exc:  # pragma: no cover - guarded by the key checks above
         raise ConfigError(str(exc)) from None
+
+
+# -- a crawl's stored settings ----------------------------------------------------------------
+
+# Settings that are not the crawl's own: which crawl and database, how this invocation reports,
+# and this invocation's budgets. They are neither stored with a crawl nor restored from it.
+NOT_STORED = frozenset(
+    {
+        "seeds",
+        "name",
+        "database_url",
+        "data_dir",
+        "json",
+        "quiet",
+        "log_format",
+        "max_pages",
+        "max_duration",
+        "database_wait",
+        "fail_on_error_rate",
+    }
+)
+
+
+def given_settings(
+    flags: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] = MappingProxyType({}),
+    config_file: Path | None = None,
+) -> frozenset[str]:
+    """The settings given explicitly (a flag, the environment, a config file): the ones that
+    win over a crawl's stored settings. Call it after load_settings checked the same input."""
+    given = {
+        key
+        for key, value in flags.items()
+        if value is not None and not (key in _TUPLE_KEYS and value == ())
+    }
+    given.update(
+        key for key in _FIELDS if key not in _NOT_IN_ENV and ENV_PREFIX + key.upper() in environ
+    )
+    if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(environ[ENV_PREFIX + "CONFIG"])
+    if config_file is not None:
+        given.update(read_config_file(config_file))
+    return frozenset(given)
+
+
+def with_stored(
+    settings: Settings, stored: Mapping[str, Any], given: frozenset[str]
+) -> tuple[Settings, dict[str, tuple[Any, Any]]]:
+    """`settings` with a crawl's stored settings in place of the defaults: each stored
+    setting not given explicitly now takes its stored value. Also returns the settings given
+    now that differ from the stored ones, as {key: (stored, now)}."""
+    restored: dict[str, Any] = {}
+    changed: dict[str, tuple[Any, Any]] = {}
+    current = settings.to_json()
+    for key, value in stored.items():
+        if key not in current or value is None:
+            continue  # not a crawl setting (any more)
+        if key == "extract":
+            old: Any = tuple(ExtractRule(**rule) for rule in value)
+        else:
+            old = _coerce(key, value, "the crawl's stored settings")
+        if key not in given:
+            restored[key] = old
+        elif old != getattr(settings, key):
+            changed[key] = (old, getattr(settings, key))
+    return dataclasses.replace(settings, **restored), changed
+
+
+def describe_change(key: str, stored: Any, now: Any) -> str:
+    """One changed setting for a person: `--delay 0.2 -> 0.0`."""
+
+    def show(value: Any) -> str:
+        if key == "extract":
+            return ",".join(rule.name for rule in value) or "none"
+        if isinstance(value, tuple):
+            return ",".join(value) or "none"
+        return str(value)
+
+    return f"{_flag(key)} {show(stored)} -> {show(now)}"

@@ -1,7 +1,13 @@
 """What a person (or a log) sees of a crawl: live progress, progress lines, the summary.
 
-On a terminal: a rich live display, then a summary table. Elsewhere (cron, pipes): a
-progress line on stderr every so often, then one plain summary line; no colour, no bar.
+On a terminal: a rich live display, cleared at the end, then a summary table. Elsewhere
+(cron, pipes): a progress line on stderr every so often, then one plain summary line; no
+colour, no bar.
+
+Every count has one meaning, here and in the summary: `fetched` the URLs this process
+completed (fetched, failed or refused by robots.txt), `errors` those of them whose final
+outcome is a failure (a retried attempt is not one), `retries` the attempts that were retried,
+`in flight` the HTTP requests under way now.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ def _progress_table(pool: Pool, elapsed: float) -> Table:
     table.add_row(
         f"[bold]{s.fetched}[/]",
         f"~{queued}",
-        str(len(pool.in_flight)),
+        str(pool.hosts.requests_in_flight),
         f"[red]{s.errors}[/]" if s.errors else "0",
         f"{rate:.1f}",
         f"{elapsed:.0f}s",
@@ -68,7 +74,10 @@ async def progress(pool: Pool, *, tty: bool, quiet: bool) -> AsyncIterator[None]
         return
     if tty:
         console = Console(stderr=True)
-        with Live(_progress_table(pool, 0), console=console, refresh_per_second=4) as live:
+        # Transient: its last frame goes when the crawl ends, and the summary says the rest.
+        with Live(
+            _progress_table(pool, 0), console=console, refresh_per_second=4, transient=True
+        ) as live:
 
             async def refresh() -> None:
                 while True:
@@ -101,7 +110,8 @@ def summary_line(summary: Summary) -> str:
     kinds = " ".join(f"{k}={v}" for k, v in sorted(s.error_kinds.items())) or "none"
     return (
         f"crawl {summary.crawl} run {summary.run_id} {summary.status}: "
-        f"{s.pages} pages, {s.fetched} fetched, {s.errors} errors in {s.duration:.1f}s "
+        f"{s.pages} pages, {s.fetched} fetched, {s.errors} errors, {s.retries} retries "
+        f"in {s.duration:.1f}s "
         f"({s.pages_per_second:.1f} pages/s); statuses {statuses}; errors {kinds}"
     )
 
@@ -122,9 +132,10 @@ def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
     table.add_row("pages stored", str(s.pages))
     table.add_row("fetched", str(s.fetched))
     table.add_row("statuses", " ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())) or "-")
-    table.add_row("errors", str(s.errors))
+    table.add_row("errors (failed URLs)", str(s.errors))
     for kind, n in sorted(s.error_kinds.items()):
         table.add_row(f"  {kind}", str(n))
+    table.add_row("retries", str(s.retries))
     table.add_row("duration", f"{s.duration:.1f} s")
     table.add_row("rate", f"{s.pages_per_second:.1f} pages/s")
     console.print(table)

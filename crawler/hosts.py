@@ -74,6 +74,7 @@ class Hosts:
         # Requests in flight in this process (--concurrency), taken last: a task waiting for
         # its host's slot or delay holds none.
         self.requests = asyncio.Semaphore(settings.concurrency)
+        self.requests_in_flight = 0  # HTTP requests under way now (the live display's)
         self.clocks: dict[str, HostClock] = {}
         self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
@@ -110,9 +111,13 @@ class Hosts:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 async with self.requests:
-                    result = await self.fetcher.fetch(
-                        url, headers=headers, max_redirects=max_redirects
-                    )
+                    self.requests_in_flight += 1
+                    try:
+                        result = await self.fetcher.fetch(
+                            url, headers=headers, max_redirects=max_redirects
+                        )
+                    finally:
+                        self.requests_in_flight -= 1
             finally:
                 if shared is not None and self.gate is not None:
                     with contextlib.suppress(DatabaseUnavailable):

@@ -2,6 +2,14 @@
 
 The one module that knows the concrete classes. One AsyncExitStack owns the embedded server,
 the engine and the HTTP session, so they close in the right order on any exit.
+
+A crawl keeps its settings: a resumed or repeated run uses them in place of the defaults, and
+the settings given now (flags, environment, config file) win and are stored. A run ends
+`finished` only when its frontier is empty; a spent budget (--max-pages, which counts the
+fetches of this invocation, or --max-duration) or a signal leaves it `interrupted`, to be
+resumed. Seed rows that cannot be fetched are completed as failed before the pool starts, so
+no run is left with work that no process can finish; a run in which no seed got a response
+exits 1.
 """
 
 from __future__ import annotations
@@ -20,7 +28,13 @@ from typing import Any
 
 import psutil
 
-from crawler.config import Settings, normalise_database_url
+from crawler.config import (
+    Settings,
+    describe_change,
+    normalise_database_url,
+    seed_problem,
+    with_stored,
+)
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
@@ -32,7 +46,7 @@ from crawler.extract import CompiledRules, compile_rules
 from crawler.fetch import Fetcher, private_hosts
 from crawler.parsers import parser_for
 from crawler.pool import Pool
-from crawler.records import RunStats
+from crawler.records import FetchResult, RunStats
 from crawler.scope import Scope
 from crawler.urls import origin
 
@@ -44,7 +58,7 @@ LOCK_CHECK_SECONDS = 0.5
 PROCESS_ID = f"crawler-{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 EXIT_OK = 0
-EXIT_ERROR_RATE = 1
+EXIT_FAILED = 1  # more fetches failed than --fail-on-error-rate allows, or no seed answered
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -130,16 +144,27 @@ async def crawl(
     new_run: bool = False,
     join: bool = False,
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None = None,
+    given: frozenset[str] | None = None,
 ) -> Summary:
-    """Run (or resume, or join) the crawl that `settings` describe, to the end or a signal."""
+    """Run (or resume, or join) the crawl that `settings` describe, to the end or a signal.
+
+    `given` names the settings given explicitly (None: all of them); for the others, an
+    existing crawl's stored settings take the place of the defaults."""
     name = settings.crawl_name
-    rules = compile_rules(settings.extract) if settings.extract else None  # bad CSS: exit 2
+    if settings.extract:
+        compile_rules(settings.extract)  # bad CSS: exit 2 before the database is opened
     async with open_database(settings) as db:
         crawl_info = await runs.find_crawl(db, name)
+        existed = crawl_info is not None
+        changed: dict[str, tuple[Any, Any]] = {}
         if crawl_info is None:
             if not settings.seeds:
                 raise ConfigError(f"there is no crawl named {name!r}; give seed URLs to start one")
             crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
+        else:
+            explicit = frozenset(settings.to_json()) if given is None else given
+            settings, changed = with_stored(settings, crawl_info.config, explicit)
+        rules = compile_rules(settings.extract) if settings.extract else None
         lock = runs.CrawlLock(db, crawl_info.id)
         try:
             if join:
@@ -150,9 +175,11 @@ async def crawl(
                         f"crawl {name!r} is already running in another process "
                         "(use --join to add workers to it)"
                     )
-                # The crawl is ours now: record this invocation's seeds and settings.
+                if existed:
+                    _say_what_changes(crawl_info, settings.seeds, changed)
+                # The crawl is ours now: record the seeds and settings given now.
                 crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
-                run = await _open_run(db, crawl_info, new_run=new_run)
+                run = await _open_run(db, crawl_info, new_run=new_run, seeds=settings.seeds)
             keeper = None if join else asyncio.create_task(_keep_lock(lock, crawl_info.name))
             try:
                 return await _crawl_run(db, settings, crawl_info, run, watch, rules)
@@ -162,6 +189,29 @@ async def crawl(
         finally:
             with contextlib.suppress(Exception):
                 await lock.release()
+
+
+def _say_what_changes(
+    crawl_info: runs.CrawlInfo, seeds: tuple[str, ...], changed: dict[str, tuple[Any, Any]]
+) -> None:
+    """On stderr: what seeds given for an existing crawl do, and which stored settings the
+    settings given now change."""
+    name = crawl_info.name
+    if seeds and set(seeds) == set(crawl_info.seeds):
+        log.info("the seeds are those of the existing crawl %s", name)
+    elif seeds:
+        log.info(
+            "the seeds join the existing crawl %s: they replace its seeds %s "
+            "(a new run also revisits the pages it knows; --name NAME starts another crawl)",
+            name,
+            " ".join(crawl_info.seeds) or "(none)",
+        )
+    if changed:
+        log.info(
+            "crawl %s: settings changed from the stored ones: %s",
+            name,
+            "; ".join(describe_change(key, old, new) for key, (old, new) in changed.items()),
+        )
 
 
 async def _keep_lock(lock: runs.CrawlLock, name: str) -> None:
@@ -190,8 +240,10 @@ async def _join_run(db: Database, crawl_info: runs.CrawlInfo) -> runs.RunInfo:
     return run
 
 
-async def _open_run(db: Database, crawl_info: runs.CrawlInfo, *, new_run: bool) -> runs.RunInfo:
-    run = await runs.open_run(db, crawl_info, new_run=new_run)
+async def _open_run(
+    db: Database, crawl_info: runs.CrawlInfo, *, new_run: bool, seeds: tuple[str, ...]
+) -> runs.RunInfo:
+    run = await runs.open_run(db, crawl_info, new_run=new_run, seeds=seeds)
     if run.resumed:
         # Leases of processes that died (kill -9, exit 3) need not wait out their time.
         freed = await runs.free_dead_leases(db, run.id)
@@ -200,6 +252,30 @@ async def _open_run(db: Database, crawl_info: runs.CrawlInfo, *, new_run: bool) 
         left = await runs.open_in_run(db, run.id)
         log.info("resuming run %d of crawl %s: %d URLs left", run.id, crawl_info.name, left)
     return run
+
+
+UNFETCHABLE_KIND = "bad_scheme"  # the README's kind for "the URL itself cannot be fetched"
+
+
+def _why_unfetchable(url: str) -> str | None:
+    """Why `url` cannot be fetched at all (not http(s), no host, a bad port), or None."""
+    problem = seed_problem(url)
+    if problem is None:
+        try:
+            origin(url)
+        except ValueError:
+            problem = "is not an http(s) URL with a host"
+    return None if problem is None else f"the URL {problem}"
+
+
+async def _fail_unfetchable(db: Database, run_id: int, stats: RunStats) -> None:
+    """Complete as failed the run's seeds that cannot be fetched at all (stored before seeds
+    were checked as they are now): leased again and again, they would keep the run from
+    ending. Counted in `stats` as the pool counts a failed URL."""
+    for url in await runs.fail_unfetchable(db, run_id, UNFETCHABLE_KIND, _why_unfetchable):
+        why = _why_unfetchable(url)
+        log.warning("seed %s cannot be fetched: %s", url, why)
+        stats.count(FetchResult(url, url, None, None, error_kind=UNFETCHABLE_KIND, error=why))
 
 
 async def _crawl_run(
@@ -213,15 +289,18 @@ async def _crawl_run(
     owner = PROCESS_ID
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
     sink = PgPageSink(db, crawl_info.id, run.id, owner)
-    scope = Scope.from_settings(settings, crawl_info.seeds)
-    already = await runs.fetched_in_run(db, run.id) if run.resumed else 0
+    # Seeds that cannot be fetched were completed as failed (_open_run): no host of theirs.
+    seeds = tuple(s for s in crawl_info.seeds if _why_unfetchable(s) is None)
+    scope = Scope.from_settings(settings, seeds)
     rss = _PeakRss()
+    stats = RunStats()
+    await _fail_unfetchable(db, run.id, stats)
     # A seed's own host may be on a private or loopback address (an intranet, a local test
     # server); other hosts only with --allow-private.
     seed_hosts = (
         frozenset()
         if settings.allow_private
-        else await private_hosts(crawl_info.seeds, dns_seconds=settings.connect_timeout)
+        else await private_hosts(seeds, dns_seconds=settings.connect_timeout)
     )
     fetcher_ = Fetcher(
         settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
@@ -229,14 +308,14 @@ async def _crawl_run(
     parser = parser_for(settings, rules)
     async with fetcher_ as fetcher, contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(parser.aclose)
-        origins = () if run.resumed else tuple(dict.fromkeys(origin(s) for s in crawl_info.seeds))
+        origins = () if run.resumed else tuple(dict.fromkeys(origin(s) for s in seeds))
         pool = Pool(
             settings,
             scope,
             frontier,
             fetcher,
             sink,
-            already_fetched=already,
+            stats=stats,
             sitemap_origins=origins,
             gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
             parser=parser,
@@ -251,8 +330,23 @@ async def _crawl_run(
                 await sink.close()
             if received:
                 exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
-    # Stopped by a signal or by --max-duration: the run stays open, to be resumed.
-    status = "interrupted" if outcome in ("stopped", "timeout") else "finished"
+    # Finished only with an empty frontier (the pool saw it empty). Stopped by a signal or
+    # with a budget spent (--max-duration, --max-pages), the run stays open, to be resumed.
+    status = "finished" if outcome == "finished" else "interrupted"
+    if outcome == "limit":
+        left = await runs.open_in_run(db, run.id)
+        if left == 0:
+            status = "finished"
+        else:
+            log.info(
+                "--max-pages %d reached: run %d of crawl %s is resumable, %d URLs left "
+                "(crawler crawl --name %s)",
+                settings.max_pages,
+                run.id,
+                crawl_info.name,
+                left,
+                crawl_info.name,
+            )
     stats = pool.stats
     failed = sum(n for kind, n in stats.error_kinds.items() if kind != "robots")
     if (
@@ -260,7 +354,15 @@ async def _crawl_run(
         and stats.fetched
         and failed / stats.fetched > settings.fail_on_error_rate
     ):
-        exit_code = EXIT_ERROR_RATE
+        exit_code = EXIT_FAILED
+    if exit_code == EXIT_OK:
+        no_seed = await runs.failed_seeds(db, run.id, crawl_info.seeds)
+        if no_seed:
+            exit_code = EXIT_FAILED
+            log.error(
+                "no seed could be fetched: %s",
+                "; ".join(f"{url}: {kind} ({error})" for url, kind, error in no_seed),
+            )
     summary = Summary(
         crawl=crawl_info.name,
         run_id=run.id,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crawler.db.database import Database
 from crawler.db.models import Fetch, PageRow, links_view
+from crawler.db.runs import errors_of_run, pages_of_run
 from crawler.errors import ConfigError
 
 OUTCOMES = ("new", "changed", "unchanged", "gone")
@@ -90,16 +91,14 @@ _DEFAULT_CRAWL = text(
 _LATEST_RUN = text("SELECT max(id) FROM crawl_runs WHERE crawl_id = :crawl_id")
 _RUN_IN_CRAWL = text("SELECT 1 FROM crawl_runs WHERE id = :run AND crawl_id = :crawl_id")
 
-# While a run is running, crawl_runs.pages/errors are not written yet: count its fetches.
+# While a run is running, crawl_runs.pages/errors are not written yet: count them as the
+# end of the run will (one definition of each, in runs.py).
 _LIST_RUNS = text(
-    """
+    f"""
     SELECT r.id, c.name AS crawl, r.status, r.started_at, r.finished_at,
-           CASE WHEN r.status = 'running' THEN
-               (SELECT count(*) FROM fetches f WHERE f.run_id = r.id AND f.error_kind IS NULL)
+           CASE WHEN r.status = 'running' THEN {pages_of_run("r.id")}
            ELSE r.pages END AS pages,
-           CASE WHEN r.status = 'running' THEN
-               (SELECT count(*) FROM fetches f
-                WHERE f.run_id = r.id AND f.error_kind IS NOT NULL)
+           CASE WHEN r.status = 'running' THEN {errors_of_run("r.id")}
            ELSE r.errors END AS errors,
            ch.new, ch.changed, ch.unchanged, ch.gone
     FROM crawl_runs r

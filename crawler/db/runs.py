@@ -1,10 +1,16 @@
-"""Crawls and their runs: create, resume, finish, and read back for reports."""
+"""Crawls and their runs: create, resume, finish, and read back for reports.
+
+A run's counts have one definition each, used by the summary, `crawl_runs` and `crawler
+runs`: `pages` are its fetches with an HTML outcome (new, changed, unchanged), `errors` the
+URLs whose final outcome in the run is a failure (however often they were retried).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -18,6 +24,7 @@ class CrawlInfo:
     id: int
     name: str
     seeds: tuple[str, ...]
+    config: Mapping[str, Any] = field(default_factory=dict)  # its stored settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +41,11 @@ _UPSERT_CRAWL = text(
     ON CONFLICT (name) DO UPDATE SET
         seeds = CASE WHEN cardinality(EXCLUDED.seeds) > 0 THEN EXCLUDED.seeds ELSE crawls.seeds END,
         config = EXCLUDED.config
-    RETURNING id, name, seeds
+    RETURNING id, name, seeds, config
     """
 )
 
-_FIND_CRAWL = text("SELECT id, name, seeds FROM crawls WHERE name = :name")
+_FIND_CRAWL = text("SELECT id, name, seeds, config FROM crawls WHERE name = :name")
 
 _UNFINISHED_RUN = text(
     """
@@ -84,16 +91,71 @@ _ENQUEUE_KNOWN = text(
 
 _MARK_RUNNING = text("UPDATE crawl_runs SET status = 'running' WHERE id = :run_id")
 
+
+def pages_of_run(run: str) -> str:
+    """SQL for a run's `pages` (run: an SQL expression for its id): its fetches with an HTML
+    outcome."""
+    return f"""(SELECT count(*) FROM fetches
+        WHERE run_id = {run} AND outcome IN ('new', 'changed', 'unchanged'))"""
+
+
+def errors_of_run(run: str) -> str:
+    """SQL for a run's `errors` (run: an SQL expression for its id): the URLs done in the
+    run whose latest fetch failed. A failed attempt that was retried is not an error."""
+    return f"""(SELECT count(*) FROM (
+            SELECT DISTINCT ON (url) url, error_kind FROM fetches
+            WHERE run_id = {run} ORDER BY url, id DESC
+        ) latest
+        JOIN frontier fr ON fr.run_id = {run} AND fr.url = latest.url AND fr.state = 'done'
+        WHERE latest.error_kind IS NOT NULL)"""
+
+
 _FINISH_RUN = text(
-    """
+    f"""
     UPDATE crawl_runs SET
         status = CASE WHEN status = 'finished' THEN status ELSE :status END,
         finished_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END,
-        pages = (SELECT count(*) FROM fetches
-                 WHERE run_id = :run_id AND outcome IN ('new', 'changed', 'unchanged')),
-        errors = (SELECT count(*) FROM fetches WHERE run_id = :run_id AND error_kind IS NOT NULL),
+        pages = {pages_of_run("CAST(:run_id AS bigint)")},
+        errors = {errors_of_run("CAST(:run_id AS bigint)")},
         stats = CAST(:stats AS jsonb)
     WHERE id = :run_id
+    """
+)
+
+# Rows that enter the frontier without canonicalize's checks: the seeds (depth 0).
+_OPEN_SEED_ROWS = text(
+    "SELECT id, url FROM frontier WHERE run_id = :run_id AND depth = 0 AND state <> 'done'"
+)
+
+_FAIL_ROWS = text(
+    """
+    WITH failed AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[])) AS f(id, error)
+    ), done AS (
+        UPDATE frontier fr SET state = 'done', lease_owner = NULL, lease_until = NULL
+        FROM failed WHERE fr.id = failed.id AND fr.run_id = :run_id AND fr.state <> 'done'
+        RETURNING fr.url, failed.error
+    )
+    INSERT INTO fetches (run_id, url, final_url, error_kind, error)
+    SELECT :run_id, url, url, :kind, error FROM done
+    """
+)
+
+# Each seed of the run: done or not, whether any fetch of it got a response, its last failure.
+_SEED_OUTCOMES = text(
+    """
+    SELECT fr.url, fr.state = 'done' AS done,
+           EXISTS (SELECT 1 FROM fetches f
+                   WHERE f.run_id = :run_id AND f.url = fr.url AND f.status IS NOT NULL)
+               AS answered,
+           latest.error_kind, latest.error
+    FROM frontier fr
+    LEFT JOIN LATERAL (
+        SELECT error_kind, error FROM fetches f
+        WHERE f.run_id = :run_id AND f.url = fr.url ORDER BY f.id DESC LIMIT 1
+    ) latest ON true
+    WHERE fr.run_id = :run_id AND fr.url = ANY(CAST(:seeds AS text[]))
+    ORDER BY fr.url
     """
 )
 
@@ -110,13 +172,11 @@ _FREE_DEAD_LEASES = text(
 
 _OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
 
-_FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
-
 
 async def find_crawl(db: Database, name: str) -> CrawlInfo | None:
     async with db.transaction() as session:
         row = (await session.execute(_FIND_CRAWL, {"name": name})).first()
-    return None if row is None else CrawlInfo(row.id, row.name, tuple(row.seeds))
+    return None if row is None else _crawl_info(row)
 
 
 async def ensure_crawl(
@@ -126,7 +186,12 @@ async def ensure_crawl(
     params = {"name": name, "seeds": list(seeds), "config": json.dumps(config)}
     async with db.transaction() as session:
         row = (await session.execute(_UPSERT_CRAWL, params)).one()
-    return CrawlInfo(row.id, row.name, tuple(row.seeds))
+    return _crawl_info(row)
+
+
+def _crawl_info(row: Any) -> CrawlInfo:
+    config = json.loads(row.config) if isinstance(row.config, str) else row.config
+    return CrawlInfo(row.id, row.name, tuple(row.seeds), config or {})
 
 
 async def join_run(db: Database, crawl: CrawlInfo) -> RunInfo | None:
@@ -137,13 +202,18 @@ async def join_run(db: Database, crawl: CrawlInfo) -> RunInfo | None:
     return None if run_id is None else RunInfo(int(run_id), crawl, resumed=True)
 
 
-async def open_run(db: Database, crawl: CrawlInfo, *, new_run: bool = False) -> RunInfo:
-    """Resume the crawl's unfinished run, or start a new one seeded from the crawl's seeds."""
+async def open_run(
+    db: Database, crawl: CrawlInfo, *, new_run: bool = False, seeds: tuple[str, ...] = ()
+) -> RunInfo:
+    """Resume the crawl's unfinished run (adding `seeds` to it: the seeds given now), or
+    start a new one seeded from the crawl's seeds."""
     async with db.transaction() as session:
         if not new_run:
             run_id = (await session.execute(_UNFINISHED_RUN, {"crawl_id": crawl.id})).scalar()
             if run_id is not None:
                 await session.execute(_MARK_RUNNING, {"run_id": run_id})
+                if seeds:
+                    await session.execute(_ENQUEUE_SEEDS, {"run_id": run_id, "urls": list(seeds)})
                 return RunInfo(int(run_id), crawl, resumed=True)
         run_id = (await session.execute(_NEW_RUN, {"crawl_id": crawl.id})).scalar_one()
         await session.execute(_ENQUEUE_SEEDS, {"run_id": run_id, "urls": list(crawl.seeds)})
@@ -157,6 +227,38 @@ async def finish_run(db: Database, run_id: int, status: str, stats: dict[str, An
         await session.execute(_FINISH_RUN, params)
 
 
+async def fail_unfetchable(
+    db: Database, run_id: int, kind: str, why_not: Callable[[str], str | None]
+) -> list[str]:
+    """Complete as failed (`kind`, with `why_not`'s reason) the run's open seed rows whose URL
+    cannot be fetched, so that no run is left with rows no process can finish. Returns them."""
+    async with db.transaction() as session:
+        rows = (await session.execute(_OPEN_SEED_ROWS, {"run_id": run_id})).all()
+        bad = [(row.id, row.url, reason) for row in rows if (reason := why_not(row.url))]
+        if bad:
+            params = {
+                "run_id": run_id,
+                "kind": kind,
+                "ids": [row_id for row_id, _, _ in bad],
+                "errors": [reason for _, _, reason in bad],
+            }
+            await session.execute(_FAIL_ROWS, params)
+    return [url for _, url, _ in bad]
+
+
+async def failed_seeds(
+    db: Database, run_id: int, seeds: tuple[str, ...]
+) -> list[tuple[str, str, str]]:
+    """When every seed of the run is done and none of them got a response (each failed with
+    an error kind), the seeds as (url, error_kind, error); else an empty list."""
+    params = {"run_id": run_id, "seeds": list(seeds)}
+    async with db.transaction() as session:
+        rows = (await session.execute(_SEED_OUTCOMES, params)).all()
+    if not rows or any(not r.done or r.answered or r.error_kind is None for r in rows):
+        return []
+    return [(r.url, r.error_kind, r.error or "") for r in rows]
+
+
 async def free_dead_leases(db: Database, run_id: int) -> int:
     """Return to the queue the URLs leased by processes with no session on the server."""
     async with db.transaction() as session:
@@ -168,11 +270,6 @@ async def open_in_run(db: Database, run_id: int) -> int:
     """Frontier rows of the run not done yet."""
     row = await db.execute_retrying(_OPEN_ROWS, {"run_id": run_id})
     return int(row[0]) if row is not None else 0
-
-
-async def fetched_in_run(db: Database, run_id: int) -> int:
-    async with db.transaction() as session:
-        return int((await session.execute(_FETCHED, {"run_id": run_id})).scalar_one())
 
 
 _LOCK_NAMESPACE = 0x6372  # "cr": the first key of the two-key advisory lock

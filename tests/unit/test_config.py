@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from crawler.config import (
+    NOT_STORED,
     ExtractRule,
     Settings,
     load_settings,
@@ -24,6 +25,7 @@ EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
 # Settings whose default is None (or that only make sense as an example) are shown commented out.
 COMMENTED_OUT = {"name", "database_url", "data_dir", "extract"}
+RULE = {"take": "text", "all": False}
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -275,7 +277,7 @@ def test_settings_validate_on_construction() -> None:
 
 def test_crawl_name_needs_a_seed_or_a_name() -> None:
     assert Settings(name="mine").crawl_name == "mine"
-    assert Settings(seeds=("https://Example.COM:8443/x",)).crawl_name == "example.com"
+    assert Settings(seeds=("https://Example.COM:8443/x",)).crawl_name == "example.com:8443"
     with pytest.raises(ConfigError, match="seed"):
         _ = Settings().crawl_name
 
@@ -317,8 +319,9 @@ def test_to_json_never_contains_the_database_url() -> None:
     text = json.dumps(stored)  # it is JSON as it is
     assert "s3cret" not in text
     assert "db.internal" not in text
-    assert json.loads(text)["seeds"] == ["https://example.com/"]
-    assert set(stored) == set(FIELDS) - {"database_url"}
+    assert json.loads(text)["extract"] == [{"name": "price", "css": "span.price", **RULE}]
+    # Only the crawl's settings: not its seeds (crawls.seeds), output or this run's budgets.
+    assert set(stored) == set(FIELDS) - NOT_STORED
 
 
 def test_example_file_is_plain_toml() -> None:
