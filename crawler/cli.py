@@ -1,7 +1,8 @@
 """The `crawler` command: thin typer commands that build Settings, call run, and print.
 
-Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
-75 another run holds the crawl's lock; 130/143 interrupted by SIGINT/SIGTERM (resumable).
+Exit codes: 0 finished; 1 no seed could be fetched, or too many fetches failed; 2 usage or
+configuration error; 3 database unavailable; 75 another run holds the crawl's lock; 130/143
+interrupted by SIGINT/SIGTERM (resumable).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from crawler.errors import ConfigError, CrawlerError
 # The crawl machinery (aiohttp, SQLAlchemy, Alembic, selectolax) is imported inside the
 # commands that use it, so --help, user mistakes and `db start/stop/url` answer at once.
 
-EXIT_CODES = """Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
+EXIT_CODES = """Exit codes: 0 finished (or a budget spent: resumable); 1 no seed could be
+fetched, or too many fetches failed; 2 usage or configuration error; 3 database unavailable;
 75 another run of the crawl is in progress; 130/143 interrupted (resumable)."""
 
 app = typer.Typer(

@@ -3,6 +3,9 @@
 Every setting has the same name everywhere: the TOML key `max_pages`, the environment variable
 `CRAWLER_MAX_PAGES` and the flag `--max-pages`. Values are validated here, so the rest of the
 program can trust them; every problem is a `ConfigError` with one clear line.
+
+A crawl stores its settings (`Settings.to_json`: not those in NOT_STORED); a later run of it
+takes them where the defaults would be, below whatever is given now (`with_stored`).
 """
 
 from __future__ import annotations
@@ -390,7 +393,7 @@ def with_stored(
         if key not in current or value is None:
             continue  # not a crawl setting (any more)
         if key == "extract":
-            old: Any = tuple(ExtractRule(**rule) for rule in value)
+            old: Any = _stored_rules(value)
         else:
             old = _coerce(key, value, "the crawl's stored settings")
         if key not in given:
@@ -398,6 +401,14 @@ def with_stored(
         elif old != getattr(settings, key):
             changed[key] = (old, getattr(settings, key))
     return dataclasses.replace(settings, **restored), changed
+
+
+def _stored_rules(value: Any) -> tuple[ExtractRule, ...]:
+    keys = {f.name for f in fields(ExtractRule)}
+    try:
+        return tuple(ExtractRule(**{k: v for k, v in rule.items() if k in keys}) for rule in value)
+    except (TypeError, AttributeError):
+        raise ConfigError("the crawl's stored settings: extract rules are not valid") from None
 
 
 def describe_change(key: str, stored: Any, now: Any) -> str:
