@@ -3,13 +3,10 @@
 The one module that knows the concrete classes. One AsyncExitStack owns the embedded server,
 the engine and the HTTP session, so they close in the right order on any exit.
 
-A crawl keeps its settings: a resumed or repeated run uses them in place of the defaults, and
-the settings given now (flags, environment, config file) win and are stored. A run ends
-`finished` only when its frontier is empty; a spent budget (--max-pages, which counts the
-fetches of this invocation, or --max-duration) or a signal leaves it `interrupted`, to be
-resumed. Seed rows that cannot be fetched are completed as failed before the pool starts, so
-no run is left with work that no process can finish; a run in which no seed got a response
-exits 1.
+A resumed or repeated run takes the crawl's stored settings where defaults would be; settings
+given now win and are stored. --max-pages counts this invocation's fetches. Seeds that cannot
+be fetched are failed before the pool starts, so no run is left unfinishable; the rest of the
+run's start and end (its status, what stderr says) is decided in lifecycle.py.
 """
 
 from __future__ import annotations
@@ -28,13 +25,7 @@ from typing import Any
 
 import psutil
 
-from crawler.config import (
-    Settings,
-    describe_change,
-    normalise_database_url,
-    seed_problem,
-    with_stored,
-)
+from crawler.config import Settings, normalise_database_url, with_stored
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
@@ -44,6 +35,14 @@ from crawler.db.store import PgPageSink
 from crawler.errors import ConfigError, RunLocked
 from crawler.extract import CompiledRules, compile_rules
 from crawler.fetch import Fetcher, private_hosts
+from crawler.lifecycle import (
+    UNFETCHABLE_KIND,
+    end_status,
+    no_seed_news,
+    seeds_news,
+    settings_news,
+    why_unfetchable,
+)
 from crawler.parsers import parser_for
 from crawler.pool import Pool
 from crawler.records import FetchResult, RunStats
@@ -176,7 +175,12 @@ async def crawl(
                         "(use --join to add workers to it)"
                     )
                 if existed:
-                    _say_what_changes(crawl_info, settings.seeds, changed)
+                    for news in (
+                        seeds_news(name, crawl_info.seeds, settings.seeds),
+                        settings_news(name, changed),
+                    ):
+                        if news:
+                            log.info("%s", news)
                 # The crawl is ours now: record the seeds and settings given now.
                 crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
                 run = await _open_run(db, crawl_info, new_run=new_run, seeds=settings.seeds)
@@ -189,29 +193,6 @@ async def crawl(
         finally:
             with contextlib.suppress(Exception):
                 await lock.release()
-
-
-def _say_what_changes(
-    crawl_info: runs.CrawlInfo, seeds: tuple[str, ...], changed: dict[str, tuple[Any, Any]]
-) -> None:
-    """On stderr: what seeds given for an existing crawl do, and which stored settings the
-    settings given now change."""
-    name = crawl_info.name
-    if seeds and set(seeds) == set(crawl_info.seeds):
-        log.info("the seeds are those of the existing crawl %s", name)
-    elif seeds:
-        log.info(
-            "the seeds join the existing crawl %s: they replace its seeds %s "
-            "(a new run also revisits the pages it knows; --name NAME starts another crawl)",
-            name,
-            " ".join(crawl_info.seeds) or "(none)",
-        )
-    if changed:
-        log.info(
-            "crawl %s: settings changed from the stored ones: %s",
-            name,
-            "; ".join(describe_change(key, old, new) for key, (old, new) in changed.items()),
-        )
 
 
 async def _keep_lock(lock: runs.CrawlLock, name: str) -> None:
@@ -254,26 +235,12 @@ async def _open_run(
     return run
 
 
-UNFETCHABLE_KIND = "bad_scheme"  # the README's kind for "the URL itself cannot be fetched"
-
-
-def _why_unfetchable(url: str) -> str | None:
-    """Why `url` cannot be fetched at all (not http(s), no host, a bad port), or None."""
-    problem = seed_problem(url)
-    if problem is None:
-        try:
-            origin(url)
-        except ValueError:
-            problem = "is not an http(s) URL with a host"
-    return None if problem is None else f"the URL {problem}"
-
-
 async def _fail_unfetchable(db: Database, run_id: int, stats: RunStats) -> None:
     """Complete as failed the run's seeds that cannot be fetched at all (stored before seeds
     were checked as they are now): leased again and again, they would keep the run from
     ending. Counted in `stats` as the pool counts a failed URL."""
-    for url in await runs.fail_unfetchable(db, run_id, UNFETCHABLE_KIND, _why_unfetchable):
-        why = _why_unfetchable(url)
+    for url in await runs.fail_unfetchable(db, run_id, UNFETCHABLE_KIND, why_unfetchable):
+        why = why_unfetchable(url)
         log.warning("seed %s cannot be fetched: %s", url, why)
         stats.count(FetchResult(url, url, None, None, error_kind=UNFETCHABLE_KIND, error=why))
 
@@ -290,7 +257,7 @@ async def _crawl_run(
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
     sink = PgPageSink(db, crawl_info.id, run.id, owner)
     # Seeds that cannot be fetched were completed as failed (_open_run): no host of theirs.
-    seeds = tuple(s for s in crawl_info.seeds if _why_unfetchable(s) is None)
+    seeds = tuple(s for s in crawl_info.seeds if why_unfetchable(s) is None)
     scope = Scope.from_settings(settings, seeds)
     rss = _PeakRss()
     stats = RunStats()
@@ -330,23 +297,20 @@ async def _crawl_run(
                 await sink.close()
             if received:
                 exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
-    # Finished only with an empty frontier (the pool saw it empty). Stopped by a signal or
-    # with a budget spent (--max-duration, --max-pages), the run stays open, to be resumed.
-    status = "finished" if outcome == "finished" else "interrupted"
-    if outcome == "limit":
-        left = await runs.open_in_run(db, run.id)
-        if left == 0:
-            status = "finished"
-        else:
-            log.info(
-                "--max-pages %d reached: run %d of crawl %s is resumable, %d URLs left "
-                "(crawler crawl --name %s)",
-                settings.max_pages,
-                run.id,
-                crawl_info.name,
-                left,
-                crawl_info.name,
-            )
+    # Finished only with an empty frontier. Stopped by a signal or with a budget spent
+    # (--max-duration, --max-pages), the run stays open, to be resumed.
+    left = await runs.open_in_run(db, run.id)
+    status = end_status(left)
+    if outcome == "limit" and left:
+        log.info(
+            "--max-pages %d reached: run %d of crawl %s is resumable, %d URLs left "
+            "(crawler crawl --name %s)",
+            settings.max_pages,
+            run.id,
+            crawl_info.name,
+            left,
+            crawl_info.name,
+        )
     stats = pool.stats
     failed = sum(n for kind, n in stats.error_kinds.items() if kind != "robots")
     if (
@@ -359,10 +323,7 @@ async def _crawl_run(
         no_seed = await runs.failed_seeds(db, run.id, crawl_info.seeds)
         if no_seed:
             exit_code = EXIT_FAILED
-            log.error(
-                "no seed could be fetched: %s",
-                "; ".join(f"{url}: {kind} ({error})" for url, kind, error in no_seed),
-            )
+            log.error("%s", no_seed_news(no_seed))
     summary = Summary(
         crawl=crawl_info.name,
         run_id=run.id,
