@@ -18,9 +18,9 @@ import typer
 
 from crawler import __version__, cli_maintenance, cli_reports
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
-from crawler.config import given_settings
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
+from crawler.stored import given_settings
 
 # The crawl machinery (aiohttp, SQLAlchemy, Alembic, selectolax) is imported inside the
 # commands that use it, so --help, user mistakes and `db start/stop/url` answer at once.

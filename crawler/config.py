@@ -5,7 +5,7 @@ Every setting has the same name everywhere: the TOML key `max_pages`, the enviro
 program can trust them; every problem is a `ConfigError` with one clear line.
 
 A crawl stores its settings (`Settings.to_json`: not those in NOT_STORED); a later run of it
-takes them where the defaults would be, below whatever is given now (`with_stored`).
+takes them where the defaults would be, below whatever is given now (crawler/stored.py).
 """
 
 from __future__ import annotations
@@ -355,70 +355,3 @@ NOT_STORED = frozenset(
         "fail_on_error_rate",
     }
 )
-
-
-def given_settings(
-    flags: Mapping[str, Any],
-    *,
-    environ: Mapping[str, str] = MappingProxyType({}),
-    config_file: Path | None = None,
-) -> frozenset[str]:
-    """The settings given explicitly (a flag, the environment, a config file): the ones that
-    win over a crawl's stored settings. Call it after load_settings checked the same input."""
-    given = {
-        key
-        for key, value in flags.items()
-        if value is not None and not (key in _TUPLE_KEYS and value == ())
-    }
-    given.update(
-        key for key in _FIELDS if key not in _NOT_IN_ENV and ENV_PREFIX + key.upper() in environ
-    )
-    if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
-        config_file = Path(environ[ENV_PREFIX + "CONFIG"])
-    if config_file is not None:
-        given.update(read_config_file(config_file))
-    return frozenset(given)
-
-
-def with_stored(
-    settings: Settings, stored: Mapping[str, Any], given: frozenset[str]
-) -> tuple[Settings, dict[str, tuple[Any, Any]]]:
-    """`settings` with a crawl's stored settings in place of the defaults: each stored
-    setting not given explicitly now takes its stored value. Also returns the settings given
-    now that differ from the stored ones, as {key: (stored, now)}."""
-    restored: dict[str, Any] = {}
-    changed: dict[str, tuple[Any, Any]] = {}
-    current = settings.to_json()
-    for key, value in stored.items():
-        if key not in current or value is None:
-            continue  # not a crawl setting (any more)
-        if key == "extract":
-            old: Any = _stored_rules(value)
-        else:
-            old = _coerce(key, value, "the crawl's stored settings")
-        if key not in given:
-            restored[key] = old
-        elif old != getattr(settings, key):
-            changed[key] = (old, getattr(settings, key))
-    return dataclasses.replace(settings, **restored), changed
-
-
-def _stored_rules(value: Any) -> tuple[ExtractRule, ...]:
-    keys = {f.name for f in fields(ExtractRule)}
-    try:
-        return tuple(ExtractRule(**{k: v for k, v in rule.items() if k in keys}) for rule in value)
-    except (TypeError, AttributeError):
-        raise ConfigError("the crawl's stored settings: extract rules are not valid") from None
-
-
-def describe_change(key: str, stored: Any, now: Any) -> str:
-    """One changed setting for a person: `--delay 0.2 -> 0.0`."""
-
-    def show(value: Any) -> str:
-        if key == "extract":
-            return ",".join(rule.name for rule in value) or "none"
-        if isinstance(value, tuple):
-            return ",".join(value) or "none"
-        return str(value)
-
-    return f"{_flag(key)} {show(stored)} -> {show(now)}"

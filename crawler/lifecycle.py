@@ -11,7 +11,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from crawler.config import describe_change, seed_problem
+from crawler.config import seed_problem
+from crawler.stored import describe_change
 from crawler.urls import origin
 
 # The README's error kind for "the URL itself cannot be fetched".

@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from crawler.config import Settings, normalise_database_url, with_stored
+from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
@@ -47,6 +47,7 @@ from crawler.parsers import parser_for
 from crawler.pool import Pool
 from crawler.records import FetchResult, RunStats
 from crawler.scope import Scope
+from crawler.stored import with_stored
 from crawler.urls import origin
 
 log = logging.getLogger("crawler")

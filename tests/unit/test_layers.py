@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "crawler.config": 0,
     "crawler.records": 0,
     "crawler.errors": 0,
+    "crawler.stored": 0,  # a crawl's stored settings, restored by later runs
     # 1 pure logic
     "crawler.urls": 1,
     "crawler.scope": 1,

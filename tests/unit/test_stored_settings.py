@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
-from crawler.config import (
-    NOT_STORED,
-    ExtractRule,
-    Settings,
-    describe_change,
-    given_settings,
-    load_settings,
-    with_stored,
-)
+from crawler.config import NOT_STORED, ExtractRule, Settings, load_settings
 from crawler.errors import ConfigError
+from crawler.stored import describe_change, given_settings, with_stored
 
 
 @pytest.mark.parametrize(
