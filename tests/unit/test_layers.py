@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "crawler.politeness": 1,
     "crawler.sitemap": 1,
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
+    "crawler.encoding": 1,  # which codec decodes an HTML body
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.db": 2,
