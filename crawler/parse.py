@@ -18,9 +18,10 @@ it: inline elements (`b`, `span`, `a`, …) add no space, every other element an
 
 Garbage in gives a sparse `Page` out, never an exception: broken markup, binary noise,
 lone surrogates. Bounded output: at most `MAX_LINKS` links, `MAX_ANCHOR_CHARS` of anchor
-text each, `MAX_TEXT_CHARS` of body text. The tree builder's own cost grows with the square
-of the nesting depth for some shapes (10,000 unclosed `<div>`s take about 0.1 s here), so
-the body-size cap at fetch time is what bounds the worst case.
+text each, `MAX_TEXT_CHARS` of body text, `MAX_CANONICAL_CHARS` of canonical URL. The tree
+builder's own cost grows with the square of the nesting depth for some shapes (10,000
+unclosed `<div>`s take about 0.1 s here), so the body-size cap at fetch time is what bounds
+the worst case.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from crawler.urls import resolve, resolve_all
 
 __all__ = [
     "MAX_ANCHOR_CHARS",
+    "MAX_CANONICAL_CHARS",
     "MAX_LINKS",
     "MAX_TEXT_CHARS",
     "content_hash",
@@ -47,6 +49,7 @@ __all__ = [
 MAX_LINKS = 10_000
 MAX_ANCHOR_CHARS = 1_000
 MAX_TEXT_CHARS = 1_000_000
+MAX_CANONICAL_CHARS = 8_192  # a data: canonical is kept only this far
 
 # Never text, not even of an anchor: removed right after parsing (and extraction's selectors).
 _CODE = list(CODE_TAGS)
@@ -179,10 +182,20 @@ def _meta(tree: LexborHTMLParser) -> tuple[str | None, str | None]:
 
 
 def _canonical(tree: LexborHTMLParser, base: str) -> str | None:
+    """The first `<link rel=canonical>` as declared, resolved against the base: the canonical
+    form of an http(s) URL, else the resolved URL whatever its scheme (a `file:` canonical is
+    a mistake worth seeing), else the href as written when it does not parse as a URL."""
     for node in tree.css("link[rel][href]"):
         attrs = node.attrs
         if "canonical" in (attrs.get("rel") or "").lower().split():
-            return resolve(attrs.get("href") or "", base)
+            href = attrs.get("href") or ""
+            url = resolve(href, base)
+            if url is None:
+                try:
+                    url = ada_url.join_url(base, href)
+                except ValueError:
+                    url = href.strip()
+            return url[:MAX_CANONICAL_CHARS] or None
     return None
 
 

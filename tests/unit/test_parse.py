@@ -63,7 +63,15 @@ FIELDS: list[tuple[str, str, str, Any]] = [
         "canonical",
         "https://www.example.com/b/c",
     ),
-    ("canon js", '<link rel=canonical href="javascript:x">', "canonical", None),
+    # what the page declared, whatever its scheme (issue 21, point 9: the Python docs)
+    ("canon js", '<link rel=canonical href="javascript:x">', "canonical", "javascript:x"),
+    (
+        "canon file",
+        '<link rel="canonical" href="file:///home/docs/build/html/library/os.html">',
+        "canonical",
+        "file:///home/docs/build/html/library/os.html",
+    ),
+    ("canon bad url", '<link rel=canonical href=" http://[bad/ ">', "canonical", "http://[bad/"),
     ("canon none", '<link rel=alternate href="/c">', "canonical", None),
     (
         "canon empty href",
