@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_reports": 5,
     "crawler.cli_maintenance": 5,
     "crawler.cli_options": 5,
+    "crawler.cli_search": 5,
     "crawler.__main__": 5,
 }
 SUBPACKAGES = ("crawler.db",)
