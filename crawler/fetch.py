@@ -19,11 +19,9 @@ are exempt.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import importlib.util
 import ipaddress
-import re
 import socket
 import ssl
 import sys
@@ -40,7 +38,8 @@ from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, L
 from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
-from crawler.records import FetchResult, decode
+from crawler.encoding import html_encoding
+from crawler.records import FetchResult
 from crawler.urls import scheme_and_authority
 
 # aiohttp decodes br with either of these; advertise it only when it can.
@@ -64,7 +63,6 @@ KEPT_HEADERS = frozenset(
     }
 )
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "bad_response"})
 _E = TypeVar("_E", bound=BaseException)
 _AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
@@ -73,25 +71,6 @@ _MESSAGE_MAX = 300
 _UNUSABLE = "unusable"  # a verdict of _check_url: no http(s) URL with a host
 _UNJUDGED = "unjudged"
 MAX_VERDICTS = 10_000
-_META_SCAN = 4096
-_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# Labels browsers decode differently from Python (WHATWG Encoding Standard): these are
-# windows-1252 on the web, so bytes 0x80-0x9F become € “ ” … instead of C1 controls.
-_WEB_ALIASES = {
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "l1": "cp1252",
-    "us-ascii": "cp1252",
-    "ascii": "cp1252",
-    "x-user-defined": "cp1252",
-}
 
 
 class _Failure(Exception):
@@ -656,55 +635,3 @@ def _parse_content_type(value: str | None) -> tuple[str | None, str | None]:
         if key.strip().lower() == "charset":
             charset = val.strip().strip("\"'").strip().lower() or None
     return mime.strip().lower() or None, charset
-
-
-def _is_html(body: bytes, content_type: str | None) -> bool:
-    if content_type is not None:
-        return content_type in HTML_TYPES
-    return body.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<")
-
-
-def _codec(label: str | None) -> str | None:
-    """A Python codec name for a charset label, or None when Python has no such text codec."""
-    if not label:
-        return None
-    name = label.strip().strip("\"'").lower()
-    if not name.isascii():
-        return None
-    name = _WEB_ALIASES.get(name, name)
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):  # ValueError: e.g. an embedded NUL
-        return None
-    # codecs.lookup also finds bytes-to-bytes codecs (base64, zlib...): not charsets.
-    if not getattr(info, "_is_text_encoding", True):
-        return None
-    return info.name
-
-
-def html_encoding(body: bytes, content_type: str | None, charset: str | None) -> str | None:
-    """The codec to decode the body with if it is HTML, else None.
-
-    The order follows the HTML standard's encoding sniffing: a byte order mark wins, then the
-    Content-Type charset, then a <meta> charset in the first 4 KiB, then UTF-8.
-    """
-    if not _is_html(body, content_type):
-        return None
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return name
-    encoding = _codec(charset)
-    if encoding is None:
-        match = _META_CHARSET.search(body[:_META_SCAN])
-        if match is not None:
-            encoding = _codec(match.group(1).decode("ascii"))
-            # A <meta> readable as ASCII cannot be UTF-16 (HTML standard: use UTF-8).
-            if encoding is not None and encoding.startswith("utf-16"):
-                encoding = "utf-8"
-    return encoding or "utf-8"
-
-
-def decode_html(body: bytes, content_type: str | None, charset: str | None) -> str | None:
-    """The body as text if it is HTML (decoded as `html_encoding` says), else None."""
-    encoding = html_encoding(body, content_type, charset)
-    return None if encoding is None else decode(body, encoding)

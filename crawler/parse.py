@@ -13,11 +13,15 @@ Extraction rules (`crawler.extract`, compiled once by the caller) read the same 
 selectors run before `<script>` and `<style>` are stripped, so a rule can select a JSON-LD
 block, and the text of their matches is read after. Their fields come back in `Page.data`.
 
+Text (the body text, the h1, anchor texts) is separated as a browser's `innerText` separates
+it: inline elements (`b`, `span`, `a`, …) add no space, every other element and `<br>` does.
+
 Garbage in gives a sparse `Page` out, never an exception: broken markup, binary noise,
 lone surrogates. Bounded output: at most `MAX_LINKS` links, `MAX_ANCHOR_CHARS` of anchor
-text each, `MAX_TEXT_CHARS` of body text. The tree builder's own cost grows with the square
-of the nesting depth for some shapes (10,000 unclosed `<div>`s take about 0.1 s here), so
-the body-size cap at fetch time is what bounds the worst case.
+text each, `MAX_TEXT_CHARS` of body text, `MAX_CANONICAL_CHARS` of canonical URL. The tree
+builder's own cost grows with the square of the nesting depth for some shapes (10,000
+unclosed `<div>`s take about 0.1 s here), so the body-size cap at fetch time is what bounds
+the worst case.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from crawler.urls import resolve, resolve_all
 
 __all__ = [
     "MAX_ANCHOR_CHARS",
+    "MAX_CANONICAL_CHARS",
     "MAX_LINKS",
     "MAX_TEXT_CHARS",
     "content_hash",
@@ -44,12 +49,28 @@ __all__ = [
 MAX_LINKS = 10_000
 MAX_ANCHOR_CHARS = 1_000
 MAX_TEXT_CHARS = 1_000_000
+MAX_CANONICAL_CHARS = 8_192  # a data: canonical is kept only this far
 
 # Never text, not even of an anchor: removed right after parsing (and extraction's selectors).
 _CODE = list(CODE_TAGS)
 # Not visible text either, but read first (the title; links inside <noscript>), then removed
 # before the body text is taken. A <title> in <body>, or an SVG tooltip, is not page text.
 _INVISIBLE = ["noscript", "title"]
+# Phrasing elements a browser lays out inline (display: inline by default): their text runs
+# on with the text around them, as in `innerText`, so they are unwrapped and the text nodes
+# they held merged with their neighbours before text is read ("a <b>bug</b>?" -> "a bug?").
+# Every other element (p, div, li, td, h1, br, …) separates the text on either side. `a` is
+# unwrapped last, after the links have been read; `img` and `wbr` hold no text but would
+# keep their neighbours apart. Found by tag name in one walk of the body: a CSS selector
+# list of these names cost three times as much (lexbor compiles it at each call).
+_INLINE = frozenset(
+    {
+        "abbr", "acronym", "b", "bdi", "bdo", "big", "button", "cite", "code", "data", "del",
+        "dfn", "em", "font", "i", "img", "ins", "kbd", "label", "mark", "nobr", "q", "s",
+        "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt", "u", "var",
+        "wbr",
+    }
+)  # fmt: skip
 # Links are resolved in batches of this many nodes, so a page with 100,000 anchors stops
 # being read soon after it has given MAX_LINKS links.
 _BATCH = 2_000
@@ -161,10 +182,20 @@ def _meta(tree: LexborHTMLParser) -> tuple[str | None, str | None]:
 
 
 def _canonical(tree: LexborHTMLParser, base: str) -> str | None:
+    """The first `<link rel=canonical>` as declared, resolved against the base: the canonical
+    form of an http(s) URL, else the resolved URL whatever its scheme (a `file:` canonical is
+    a mistake worth seeing), else the href as written when it does not parse as a URL."""
     for node in tree.css("link[rel][href]"):
         attrs = node.attrs
         if "canonical" in (attrs.get("rel") or "").lower().split():
-            return resolve(attrs.get("href") or "", base)
+            href = attrs.get("href") or ""
+            url = resolve(href, base)
+            if url is None:
+                try:
+                    url = ada_url.join_url(base, href)
+                except ValueError:
+                    url = href.strip()
+            return url[:MAX_CANONICAL_CHARS] or None
     return None
 
 
@@ -180,12 +211,33 @@ def _h1(tree: LexborHTMLParser) -> str | None:
     return None if node is None else _or_none(_collapse(node.text(separator=" ")))
 
 
-def _text(tree: LexborHTMLParser) -> str:
-    """Visible body text, whitespace collapsed, at most MAX_TEXT_CHARS (mutates the tree)."""
+def _unwrap_inline(tree: LexborHTMLParser) -> list[LexborNode]:
+    """Unwrap the body's inline elements but `a`, merging the text nodes that then meet;
+    return the `a` elements, for `_text` to unwrap once the links are read."""
+    body = tree.body
+    if body is None:
+        return []
+    anchors: list[LexborNode] = []
+    for node in body.css("*"):  # document order: a parent is unwrapped before its children
+        tag = node.tag
+        if tag == "a":
+            anchors.append(node)
+        elif tag in _INLINE:
+            node.unwrap(delete_empty=True)
+    tree.merge_text_nodes()
+    return anchors
+
+
+def _text(tree: LexborHTMLParser, anchors: list[LexborNode]) -> str:
+    """Visible body text as `innerText` separates it (inline elements add no space, other
+    elements do), whitespace collapsed, at most MAX_TEXT_CHARS (mutates the tree)."""
     body = tree.body
     if body is None:  # a <frameset> document has no body
         return ""
+    for anchor in anchors:  # before <noscript> goes: an anchor in it is then a removed node
+        anchor.unwrap(delete_empty=True)
     tree.strip_tags(_INVISIBLE, recursive=True)
+    tree.merge_text_nodes()
     # Each text node stripped, and the blank ones (indentation between tags) left out: the
     # words are the same, but the string to collapse is shorter and mostly collapsed
     # already (a fifth less CPU for the text of a 28 KB page).
@@ -207,6 +259,8 @@ def parse_html(html: str, url: str, rules: CompiledRules | None = None) -> Page:
     tree.strip_tags(_CODE, recursive=True)
     data = pending.finish() if pending is not None else {}
     description, meta_robots = _meta(tree)
+    # After the rules' selectors (their nodes must stay), before the h1 and anchor texts.
+    anchors = _unwrap_inline(tree)
     # Order matters: everything that reads <title> or <noscript> runs before _text strips
     # them from the tree.
     title = _title(tree)
@@ -220,7 +274,7 @@ def parse_html(html: str, url: str, rules: CompiledRules | None = None) -> Page:
         canonical=canonical,
         lang=lang,
         h1=h1,
-        text=_text(tree),
+        text=_text(tree, anchors),
         meta_robots=meta_robots,
         links=links,
         data=data,

@@ -14,9 +14,10 @@ the fields of those rules, as a crawl with them would have stored. Without rules
 fetched: they are the crawl's link graph, and rewriting them would cost some forty row
 deletes and inserts a page.
 
-Bodies are decoded as the fetcher decodes them (byte order mark, then `<meta charset>`, then
-UTF-8 with replacement), except that the Content-Type charset of the original response is
-not stored, so a page whose encoding was named only there is read as UTF-8.
+Bodies are decoded as the fetcher decodes them (`crawler.encoding`: byte order mark, then
+`<meta charset>`, then UTF-8 if valid, else windows-1252), except that the Content-Type
+charset of the original response is not stored, so a page whose encoding was named only
+there is read as an undeclared one.
 """
 
 from __future__ import annotations
@@ -28,11 +29,9 @@ from dataclasses import dataclass
 
 from crawler.db import bodies, runs
 from crawler.db.database import Database
+from crawler.encoding import decode_html  # the fetcher's sniffing: read as when fetched
 from crawler.errors import ConfigError
 from crawler.extract import CompiledRules
-
-# The fetcher's decoder, so a stored body reads as it read when it was fetched.
-from crawler.fetch import decode_html
 from crawler.parse import parse_html, stored_page
 
 BATCH_PAGES = 200

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     text as sql_text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REGCONFIG, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -216,3 +216,23 @@ class BodyRow(Base):
     encoding: Mapped[str] = mapped_column(Text, server_default="zlib")
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _now()
+
+
+class PageSearchRow(Base):
+    """A page's full-text search vector (migration 0007), filled lazily by crawler.db.search."""
+
+    __tablename__ = "page_search"
+    __table_args__ = (
+        Index("ix_page_search_vector", "vector", postgresql_using="gin"),
+        Index(None, "crawl_id", "config"),
+    )
+
+    page_id: Mapped[int] = mapped_column(
+        ForeignKey("pages.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    crawl_id: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[str] = mapped_column(REGCONFIG)
+    vector: Mapped[str] = mapped_column(TSVECTOR)
+    head: Mapped[str] = mapped_column(TSVECTOR)
+    indexed_at: Mapped[datetime] = _now()

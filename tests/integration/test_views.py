@@ -27,6 +27,7 @@ VIEWS = (
     "redirects",
     "duplicate_content",
     "missing_metadata",
+    "bad_canonicals",
     "slowest_pages",
     "orphan_pages",
     "run_changes",
@@ -272,6 +273,70 @@ async def test_duplicates_orphans_and_gone_pages(db_url: str, site: str, conn: a
     assert _paths(orphans, "url", site) == {"/b.html", "/target.html"}
     broken = await conn.fetch("SELECT source_url FROM broken_links WHERE crawl_id = $1", crawl_id)
     assert _paths(broken, "source_url", site) == {"/b.html"}
+
+
+@pytest.fixture
+async def canonical_site() -> AsyncIterator[str]:
+    """Pages whose canonicals go nowhere, and one page linking to a missing page three times."""
+    robots = "User-agent: *\nDisallow: /private/\n"
+    links = '<a href="/missing">one</a> <a href="/missing">two</a> <a href="/missing">three</a>'
+    heads = {
+        "/": '<link rel="canonical" href="/">',  # fine: not listed
+        "/docs": '<link rel="canonical" href="file:///home/docs/build/html/docs.html">',
+        "/js": '<link rel="canonical" href="javascript:void(0)">',
+        "/old": '<link rel="canonical" href="/missing">',
+        "/hidden": '<link rel="canonical" href="/private/p">',
+        "/moving": '<link rel="canonical" href="/moved">',
+        "/away": '<link rel="canonical" href="https://elsewhere.invalid/x">',  # never fetched
+    }
+    nav = "".join(f'<a href="{path}">{path}</a>' for path in [*heads, "/private/p", "/moved"])
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.path == "/robots.txt":
+            return web.Response(text=robots, content_type="text/plain")
+        if request.path == "/moved":
+            raise web.HTTPFound("/")
+        if request.path not in heads:
+            return web.Response(status=404)
+        body = nav + (links if request.path == "/" else "")
+        html = f"<html><head><title>t</title>{heads[request.path]}</head><body>{body}</body>"
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    async with serve_app(app) as base:
+        yield base
+
+
+async def test_bad_canonicals_and_repeated_broken_links(
+    db_url: str, canonical_site: str, conn: asyncpg.Connection
+):
+    """Issue 21: a file:// canonical is stored and flagged (point 9); a page linking to one
+    missing URL three times gives three rows told apart by position and text (point 11)."""
+    base = canonical_site
+    await _crawl(db_url, base)
+    rows = await conn.fetch("SELECT * FROM bad_canonicals ORDER BY url")
+    got = {
+        (r["url"].removeprefix(base), r["canonical"].removeprefix(base), r["reason"]) for r in rows
+    }
+    assert got == {
+        ("/docs", "file:///home/docs/build/html/docs.html", "not_http"),
+        ("/js", "javascript:void(0)", "not_http"),
+        ("/old", "/missing", "failed"),
+        ("/hidden", "/private/p", "failed"),
+        ("/moving", "/moved", "redirected"),
+    }
+    kinds = {r["url"].removeprefix(base): (r["status"], r["error_kind"]) for r in rows}
+    assert kinds["/old"] == (404, "http_status")
+    assert kinds["/hidden"][1] == "robots"
+    assert kinds["/docs"] == (None, None)
+
+    broken = await conn.fetch(
+        "SELECT position, anchor_text FROM broken_links WHERE source_url = $1 ORDER BY position",
+        base + "/",
+    )
+    assert [r["anchor_text"] for r in broken] == ["one", "two", "three"]
+    assert len({r["position"] for r in broken}) == 3
 
 
 async def test_the_documented_examples_run(db_url: str, site: str, conn: asyncpg.Connection):

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "crawler.lifecycle": 1,  # what a run's start and end decide and say
     "crawler.sitemap": 1,
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
+    "crawler.encoding": 1,  # which codec decodes an HTML body
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.db": 2,
@@ -56,6 +57,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_reports": 5,
     "crawler.cli_maintenance": 5,
     "crawler.cli_options": 5,
+    "crawler.cli_search": 5,
     "crawler.__main__": 5,
 }
 SUBPACKAGES = ("crawler.db",)
