@@ -232,10 +232,10 @@ def stop(data_dir: Path) -> bool:
         return True
 
 
-def _stop(runner: Runner, fast_seconds: float = FAST_STOP_SECONDS) -> None:
+def _stop(runner: Runner) -> None:
     """A fast shutdown; if it has not finished in time, an immediate one (the WAL makes that
     safe: the next start recovers)."""
-    pgdata = str(runner.pgdata)
+    pgdata, fast_seconds = str(runner.pgdata), FAST_STOP_SECONDS
     fast = runner.run(
         "pg_ctl", "-D", pgdata, "-w", "-t", f"{fast_seconds:.0f}", "-m", "fast", "stop",
         timeout=fast_seconds + 30,
