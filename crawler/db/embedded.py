@@ -13,9 +13,9 @@ every parent folder of the data dir when run as root.
 - A process that starts the server stops it again on exit, unless `crawler db start` asked to
   keep it running (a marker file) or other clients are still connected. A server left behind by
   a killed process is found through `postmaster.pid` and reused.
-- Stopping asks for a fast shutdown; a server that has not stopped after FAST_STOP_SECONDS (a
-  shutdown checkpoint stuck on a full disk) is stopped at once (`-m immediate`): crash-safe
-  through the WAL, and the next start recovers by itself.
+- Stopping asks for a fast shutdown; a server that has not stopped after FAST_STOP_SECONDS, or
+  that logs a full disk meanwhile (its shutdown checkpoint would retry for ever), is stopped
+  at once (`-m immediate`): crash-safe through the WAL, and the next start recovers by itself.
 - Errors are one readable line.
 
 All functions here are synchronous (subprocesses, file locks): callers run them in a thread.
@@ -27,6 +27,7 @@ import fcntl
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ KEEP_MARKER = "keep-running"
 # 128 MB keep the crawl's backends from writing out evicted pages (193 -> 75 MB).
 SERVER_SETTINGS = "-c wal_init_zero=off -c shared_buffers=256MB"
 FAST_STOP_SECONDS = 30
+DISK_FULL = "No space left on device"  # strerror(ENOSPC), as the server logs it
 IMMEDIATE_STOP_SECONDS = 30
 
 
@@ -233,20 +235,19 @@ def stop(data_dir: Path) -> bool:
 
 
 def _stop(runner: Runner) -> None:
-    """A fast shutdown; if it has not finished in time, an immediate one (the WAL makes that
-    safe: the next start recovers)."""
-    pgdata, fast_seconds = str(runner.pgdata), FAST_STOP_SECONDS
-    fast = runner.run(
-        "pg_ctl", "-D", pgdata, "-w", "-t", f"{fast_seconds:.0f}", "-m", "fast", "stop",
-        timeout=fast_seconds + 30,
-    )  # fmt: skip
-    if fast.returncode == 0:
+    """A fast shutdown; if it has not finished within FAST_STOP_SECONDS, or the server logs
+    that its disk is full (its shutdown checkpoint would retry for ever), an immediate one
+    (the WAL makes that safe: the next start recovers)."""
+    pgdata = str(runner.pgdata)
+    log_start = _log_size(runner.pgdata)
+    runner.run("pg_ctl", "-D", pgdata, "-W", "-m", "fast", "stop")
+    reason = _wait_stopped(runner.pgdata, FAST_STOP_SECONDS, log_start)
+    if reason is None:
         return
     log.warning(
-        "the embedded PostgreSQL did not stop within %.0f s (%s); stopping it at once, "
+        "the embedded PostgreSQL did not stop (%s); stopping it at once, "
         "the next start recovers from its WAL",
-        fast_seconds,
-        first_line(fast.stderr),
+        reason,
     )
     done = runner.run(
         "pg_ctl", "-D", pgdata, "-w", "-t", str(IMMEDIATE_STOP_SECONDS), "-m", "immediate",
@@ -254,6 +255,52 @@ def _stop(runner: Runner) -> None:
     )  # fmt: skip
     if done.returncode != 0 and _is_running(runner):
         raise DatabaseUnavailable(f"embedded PostgreSQL did not stop: {first_line(done.stderr)}")
+
+
+def _wait_stopped(pgdata: Path, seconds: float, log_start: int) -> str | None:
+    """None once the server has stopped; else why we gave up waiting."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pid = _postmaster_pid(pgdata)
+        if pid is None or not _alive(pid):
+            return None
+        if DISK_FULL in _log_since(pgdata, log_start):
+            return "its disk is full"
+        time.sleep(0.2)
+    return f"still running after {seconds:.0f} s"
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _log_size(pgdata: Path) -> int:
+    try:
+        return (pgdata / "server.log").stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_since(pgdata: Path, offset: int) -> str:
+    try:
+        with open(pgdata / "server.log", "rb") as handle:
+            handle.seek(offset)
+            return handle.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def status(data_dir: Path) -> EmbeddedServer | None:
