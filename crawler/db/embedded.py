@@ -127,12 +127,16 @@ def _is_running(runner: Runner) -> bool:
     return runner.run("pg_ctl", "-D", str(runner.pgdata), "status").returncode == 0
 
 
-def _log_tail(pgdata: Path) -> str:
-    try:
-        lines = (pgdata / "server.log").read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+def _why_not_started(data_dir: Path, log: str, stderr: str) -> str:
+    """One line: a full disk said plainly, else the server's last complaint."""
+    if DISK_FULL in log:
+        return f"the disk of its data dir {data_dir} is full; free some space and run again"
+    lines = [line.split(":  ", 1)[-1] for line in log.strip().splitlines()]
+    complaints = [
+        line for line, raw in zip(lines, log.strip().splitlines(), strict=True)
+        if any(f"] {level}:" in raw for level in ("FATAL", "PANIC", "ERROR"))
+    ]  # fmt: skip
+    return (complaints or lines or [first_line(stderr)])[-1][:300]
 
 
 def start(data_dir: Path) -> EmbeddedServer:
@@ -159,6 +163,7 @@ def start(data_dir: Path) -> EmbeddedServer:
             f"-h '' -k {socket_dir} -c unix_socket_permissions=0700 "
             f"-c max_connections=200 -c fsync=on {SERVER_SETTINGS}"
         )
+        log_start = _log_size(pgdata)
         done = runner.run(
             "pg_ctl",
             "-D",
@@ -174,10 +179,12 @@ def start(data_dir: Path) -> EmbeddedServer:
             timeout=90,
         )
         if done.returncode != 0:
-            detail = _log_tail(pgdata) or first_line(done.stderr)
             if not _is_running(runner):
                 access.remove_socket_dir(socket_dir, pgdata, runner.server_uid)
-            raise DatabaseUnavailable(f"embedded PostgreSQL did not start: {detail}")
+            raise DatabaseUnavailable(
+                "embedded PostgreSQL did not start: "
+                + _why_not_started(data_dir, _log_since(pgdata, log_start), done.stderr)
+            )
         server = EmbeddedServer(data_dir, socket_dir, True)
         created = runner.client("createdb", "--maintenance-db", _admin_url(server), DATABASE)
         if created.returncode != 0 and "already exists" not in created.stderr:
