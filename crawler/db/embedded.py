@@ -59,6 +59,7 @@ KEEP_MARKER = "keep-running"
 SERVER_SETTINGS = "-c wal_init_zero=off -c shared_buffers=256MB"
 FAST_STOP_SECONDS = 30
 DISK_FULL = "No space left on device"  # strerror(ENOSPC), as the server logs it
+_NO_SPACE = "it logged: No space left on device"
 IMMEDIATE_STOP_SECONDS = 30
 
 
@@ -251,7 +252,10 @@ def _stop(runner: Runner) -> None:
     reason = _wait_stopped(runner.pgdata, FAST_STOP_SECONDS, log_start)
     if reason is None:
         return
-    log.warning(
+    # A full disk has been reported to the user already (by whoever hit it): no second line.
+    level = logging.DEBUG if reason == _NO_SPACE else logging.WARNING
+    log.log(
+        level,
         "the embedded PostgreSQL did not stop (%s); stopping it at once, "
         "the next start recovers from its WAL",
         reason,
@@ -272,7 +276,7 @@ def _wait_stopped(pgdata: Path, seconds: float, log_start: int) -> str | None:
         if pid is None or not _alive(pid):
             return None
         if DISK_FULL in _log_since(pgdata, log_start):
-            return "its disk is full"
+            return _NO_SPACE
         time.sleep(0.2)
     return f"still running after {seconds:.0f} s"
 
