@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -161,7 +162,7 @@ def start(data_dir: Path) -> EmbeddedServer:
         if access.needs_own_socket_dir(pgdata):
             socket_dir = access.make_socket_dir(runner.ids)
         options = (
-            f"-h '' -k {socket_dir} -c unix_socket_permissions=0700 "
+            f"-h '' -k {shlex.quote(str(socket_dir))} -c unix_socket_permissions=0700 "
             f"-c max_connections=200 -c fsync=on {SERVER_SETTINGS}"
         )
         log_start = _log_size(pgdata)

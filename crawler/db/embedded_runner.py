@@ -9,6 +9,7 @@ crawler's own account, with the data dir's password file. A failure is one reada
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -60,24 +61,27 @@ def _version_tag(folder: Path) -> str:
 
 
 def ensure_system_user() -> tuple[int, int]:
+    """(uid, gid) of the system user that runs the server as root; created if missing."""
     import pwd
 
+    with contextlib.suppress(KeyError):
+        entry = pwd.getpwnam(SYSTEM_USER)
+        return entry.pw_uid, entry.pw_gid
+    cannot = f"cannot create the system user {SYSTEM_USER} that runs the embedded PostgreSQL"
+    try:
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             SYSTEM_USER],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise DatabaseUnavailable(f"{cannot}: useradd did not finish within 60 s") from None
+    except OSError as exc:
+        raise DatabaseUnavailable(f"{cannot}: useradd: {exc.strerror or exc}") from None
     try:
         entry = pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SYSTEM_USER,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(SYSTEM_USER)
+        raise DatabaseUnavailable(f"{cannot}: {first_line(made.stderr)}") from None
     return entry.pw_uid, entry.pw_gid
 
 
