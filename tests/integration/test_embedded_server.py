@@ -27,14 +27,15 @@ from crawler.errors import DatabaseUnavailable
 
 @pytest.fixture
 def folder() -> Iterator[Path]:
-    """A fresh data dir under the system temp dir; its server is stopped and it is removed."""
+    """A fresh data dir under the system temp dir; its servers are stopped and it is removed."""
     path = Path(tempfile.mkdtemp(prefix="crawler-embedded-"))
     path.chmod(0o755)  # as root the server's account must enter data dirs made inside it
     try:
         yield path
     finally:
-        with contextlib.suppress(DatabaseUnavailable):
-            embedded.stop(path)
+        for data_dir in [path, *path.iterdir()]:  # the folder, or data dirs made inside it
+            with contextlib.suppress(DatabaseUnavailable):
+                embedded.stop(data_dir)
         shutil.rmtree(path, ignore_errors=True)
 
 
