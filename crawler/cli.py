@@ -7,7 +7,6 @@ Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
 from __future__ import annotations
 
 import asyncio
-import csv
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__, cli_maintenance, cli_reports
+from crawler import __version__, cli_maintenance, cli_reports, cli_sql
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
@@ -164,45 +163,6 @@ def crawl(
 
 
 @app.command()
-def sql(
-    query: Annotated[str, typer.Argument(help="One SQL statement.")],
-    csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
-    config: ConfigOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir_: DataDirOpt = None,
-) -> None:
-    """Run SQL on the crawl database and print the result."""
-    from crawler.db.query import run_sql
-    from crawler.run import open_database
-
-    settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
-
-    async def go() -> tuple[list[str], list[tuple[Any, ...]]]:
-        async with open_database(settings) as db:
-            return await run_sql(db, query)
-
-    columns, rows = asyncio.run(go())
-    if csv_out:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-    elif columns:
-        _print_table(columns, rows)
-
-
-def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(*columns, show_lines=False)
-    for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    Console(width=max(80, min(400, 20 * len(columns)))).print(table)
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-
-
-@app.command()
 def psql(
     config: ConfigOpt = None,
     database_url: DatabaseUrlOpt = None,
@@ -281,6 +241,7 @@ def db_upgrade(
     print("database is at the latest schema", file=sys.stderr)
 
 
+cli_sql.register(app)
 cli_reports.register(app)
 cli_maintenance.register(app)
 

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "crawler.politeness": 1,
     "crawler.sitemap": 1,
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
+    "crawler.cells": 1,  # how `crawler sql` shows a value
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.db": 2,
@@ -54,6 +55,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_reports": 5,
     "crawler.cli_maintenance": 5,
     "crawler.cli_options": 5,
+    "crawler.cli_sql": 5,
     "crawler.__main__": 5,
 }
 SUBPACKAGES = ("crawler.db",)

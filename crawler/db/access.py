@@ -1,0 +1,66 @@
+"""The crawl database for a command that works on an existing crawl (sql, runs, changes,
+export, reparse), opened without the crawl machinery.
+
+- With `--database-url`: that server, its schema migrated to head if behind, then checked.
+- Else the embedded server in the data dir, which must already hold a crawl database: a
+  mistyped `--data-dir` is a ConfigError (exit 2), never a new empty database.
+- When this command had to start the embedded server, `on_started` is called (the CLI tells
+  the user that `crawler db start` makes repeated commands faster), and the server is stopped
+  again on the way out unless `crawler db start` keeps it, or another client is connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from crawler.config import Settings, normalise_database_url
+from crawler.db import embedded, migrate
+from crawler.db.database import Database
+from crawler.db.query import other_clients
+from crawler.errors import ConfigError
+
+APPLICATION_NAME = f"crawler-cli-{os.getpid()}"
+
+
+def require_crawl_database(folder: Path) -> None:
+    """Refuse a data dir that holds no embedded database (a typo, or no crawl yet)."""
+    if not (folder / "pgdata" / "PG_VERSION").is_file():
+        raise ConfigError(
+            f"there is no crawl database in {folder} (check --data-dir / CRAWLER_DATA_DIR, "
+            "or run `crawler crawl` first)"
+        )
+
+
+@asynccontextmanager
+async def open_existing(
+    settings: Settings, *, on_started: Callable[[Path], None] | None = None
+) -> AsyncIterator[Database]:
+    """The crawl database, checked (see the module docstring)."""
+    server = None
+    if settings.database_url:
+        url = settings.database_url
+    else:
+        folder = embedded.data_dir_of(settings)
+        require_crawl_database(folder)
+        server = await asyncio.to_thread(embedded.start, folder)
+        if server.started_here and on_started is not None:
+            on_started(folder)
+        url = normalise_database_url(server.url)
+    db = Database(url, pool_size=2, application_name=APPLICATION_NAME)
+    try:
+        await db.check()
+        await migrate.upgrade(url)
+        yield db
+    finally:
+        others = 0
+        if server is not None:
+            with contextlib.suppress(Exception):
+                others = await other_clients(db)
+        await db.dispose()
+        if server is not None and others == 0 and not embedded.kept_running(server.data_dir):
+            await asyncio.to_thread(embedded.stop, server.data_dir)
