@@ -1,7 +1,8 @@
 """The `crawler` command: thin typer commands that build Settings, call run, and print.
 
-Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
-75 another run holds the crawl's lock; 130/143 interrupted by SIGINT/SIGTERM (resumable).
+Exit codes: 0 finished; 1 too many fetches failed (--fail-on-error-rate); 2 usage,
+configuration or SQL error; 3 database unavailable or its schema damaged; 75 another run holds
+the crawl's lock; 130/143 interrupted by SIGINT/SIGTERM (resumable).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__, cli_maintenance, cli_reports, cli_sql
+from crawler import __version__, cli_help, cli_maintenance, cli_reports, cli_sql
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
@@ -22,8 +23,9 @@ from crawler.errors import ConfigError, CrawlerError
 # The crawl machinery (aiohttp, SQLAlchemy, Alembic, selectolax) is imported inside the
 # commands that use it, so --help, user mistakes and `db start/stop/url` answer at once.
 
-EXIT_CODES = """Exit codes: 0 finished; 2 usage or configuration error; 3 database unavailable;
-75 another run of the crawl is in progress; 130/143 interrupted (resumable)."""
+EXIT_CODES = """Exit codes: 0 finished; 1 more fetches failed than --fail-on-error-rate allows;
+2 usage, configuration or SQL error; 3 database unavailable, or its schema damaged; 75 another
+run of the crawl is in progress; 130/143 interrupted (resumable)."""
 
 app = typer.Typer(
     help="Crawl websites into PostgreSQL.\n\n" + EXIT_CODES,
@@ -187,6 +189,9 @@ def psql(
         exit_with(subprocess.call([embedded.psql_path(), url], env=env))
         return
     folder = embedded.data_dir_of(settings)
+    from crawler.db.access import require_crawl_database
+
+    require_crawl_database(folder)  # a mistyped --data-dir is not a new empty database
     server = embedded.start(folder)
     try:
         exit_with(subprocess.call(embedded.psql_command(server)))
@@ -257,8 +262,10 @@ def main(argv: list[str] | None = None) -> None:
 
     Typer (standalone mode) reports usage errors itself, with exit code 2; our own errors
     come out of the commands as CrawlerError and are printed here."""
+    command = typer.main.get_command(app)
+    cli_help.plain_help(command)
     try:
-        app(args=argv, prog_name="crawler")
+        command(args=argv, prog_name="crawler")
     except CrawlerError as exc:
         print(f"crawler: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

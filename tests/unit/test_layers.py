@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_maintenance": 5,
     "crawler.cli_options": 5,
     "crawler.cli_sql": 5,
+    "crawler.cli_help": 5,
     "crawler.__main__": 5,
 }
 SUBPACKAGES = ("crawler.db",)
