@@ -75,14 +75,18 @@ def expected() -> dict[str, frozenset[str]]:
 
 
 def missing(found: Mapping[str, set[str]], wanted: Mapping[str, frozenset[str]]) -> list[str]:
-    """What of `wanted` is not in `found`, as short phrases ("table pages", "pages.title")."""
-    gaps: list[str] = []
-    for name, columns in sorted(wanted.items()):
+    """What of `wanted` is not in `found`, as short phrases, tables first (the views that
+    depend on a dropped table go with it): "table pages", "view links", "pages.title"."""
+    tables: list[str] = []
+    views: list[str] = []
+    columns: list[str] = []
+    for name, wanted_columns in sorted(wanted.items()):
+        is_view = name in VIEWS or name == links_view.name
         if name not in found:
-            gaps.append(f"{'view' if name in VIEWS or name == links_view.name else 'table'} {name}")
+            (views if is_view else tables).append(f"{'view' if is_view else 'table'} {name}")
             continue
-        gaps.extend(f"{name}.{column}" for column in sorted(columns - found[name]))
-    return gaps
+        columns.extend(f"{name}.{column}" for column in sorted(wanted_columns - found[name]))
+    return tables + columns + views
 
 
 async def current_revision(conn: AsyncConnection) -> str | None:
