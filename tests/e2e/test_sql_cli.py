@@ -25,7 +25,7 @@ import pytest
 
 CHILD_TIMEOUT = 60.0
 VALUES = (
-    "SELECT 1 AS n, '{\"a\": 1, \"b\": [true, null]}'::jsonb AS doc, '\"x\"'::jsonb AS js,"
+    'SELECT 1 AS n, \'{"a": 1, "b": [true, null]}\'::jsonb AS doc, \'"x"\'::jsonb AS js,'
     " ARRAY['x', 'y'] AS arr, true AS yes, false AS no, interval '1 day' AS day,"
     " interval '1 mon 2 hours' AS mixed, '\\x01ff'::bytea AS raw,"
     " timestamptz '2026-01-02 03:04:05.5+00' AS at, date '2026-01-02' AS d, NULL AS nothing"
