@@ -108,7 +108,8 @@ def register(app: typer.Typer) -> None:
         from crawler.db.query import run_sql
 
         async def go() -> SqlResult:
-            async with open_existing(settings, on_started=started_hint) as db:
+            # No migration and no schema check: sql must work on a damaged schema too.
+            async with open_existing(settings, on_started=started_hint, migrate_schema=False) as db:
                 return await run_sql(db, query, write=write)
 
         result = asyncio.run(go())

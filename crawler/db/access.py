@@ -1,7 +1,9 @@
 """The crawl database for a command that works on an existing crawl (sql, runs, changes,
 export, reparse), opened without the crawl machinery.
 
-- With `--database-url`: that server, its schema migrated to head if behind, then checked.
+- With `--database-url`: that server, its schema migrated to head if behind, then checked
+  (`crawler sql` asks for neither: it must work on a damaged schema, to look at it and repair
+  it, and answers sooner without them).
 - Else the embedded server in the data dir, which must already hold a crawl database: a
   mistyped `--data-dir` is a ConfigError (exit 2), never a new empty database.
 - When this command had to start the embedded server, `on_started` is called (the CLI tells
@@ -19,7 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from crawler.config import Settings, normalise_database_url
-from crawler.db import embedded, migrate
+from crawler.db import embedded
 from crawler.db.database import Database
 from crawler.db.query import other_clients
 from crawler.errors import ConfigError
@@ -38,9 +40,13 @@ def require_crawl_database(folder: Path) -> None:
 
 @asynccontextmanager
 async def open_existing(
-    settings: Settings, *, on_started: Callable[[Path], None] | None = None
+    settings: Settings,
+    *,
+    on_started: Callable[[Path], None] | None = None,
+    migrate_schema: bool = True,
 ) -> AsyncIterator[Database]:
-    """The crawl database, checked (see the module docstring)."""
+    """The crawl database, migrated and checked unless not `migrate_schema` (see the module
+    docstring)."""
     server = None
     if settings.database_url:
         url = settings.database_url
@@ -54,7 +60,10 @@ async def open_existing(
     db = Database(url, pool_size=2, application_name=APPLICATION_NAME)
     try:
         await db.check()
-        await migrate.upgrade(url)
+        if migrate_schema:
+            from crawler.db import migrate
+
+            await migrate.upgrade(url)
         yield db
     finally:
         others = 0

@@ -155,6 +155,11 @@ async def test_a_damaged_schema_is_one_line_and_exit_3(db_url: str, tmp_path: Pa
         _one_line(done)
         assert "damaged" in done.err and "table pages" in done.err, f"{args}: {done}"
         assert "current" not in done.err and "latest schema" not in done.err, str(done)
+    # crawler sql still works on it: to look at the damage, and to repair it.
+    looked = await cli(
+        "sql", "--csv", "SELECT count(*) AS n FROM crawls", "--database-url", db_url, cwd=tmp_path
+    )
+    assert looked.code == 0 and looked.out == "n\n0\n", str(looked)
 
 
 # -- point 6: values, width, --json ------------------------------------------------------------
