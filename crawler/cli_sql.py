@@ -104,13 +104,13 @@ def register(app: typer.Typer) -> None:
         if csv_out and json_out:
             raise ConfigError("give --csv or --json, not both")
         settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
-        from crawler.db.access import open_existing
+        from crawler.db.access import APPLICATION_NAME, crawl_database_url
         from crawler.db.query import run_sql
 
         async def go() -> SqlResult:
             # No migration and no schema check: sql must work on a damaged schema too.
-            async with open_existing(settings, on_started=started_hint, migrate_schema=False) as db:
-                return await run_sql(db, query, write=write)
+            async with crawl_database_url(settings, on_started=started_hint) as url:
+                return await run_sql(url, query, write=write, application_name=APPLICATION_NAME)
 
         result = asyncio.run(go())
         if csv_out:

@@ -1,26 +1,33 @@
 """Ad-hoc SQL for `crawler sql`, and small read-only questions about the server.
 
 A statement runs in a read-only transaction unless the caller asks to write: a mistyped
-`DROP` or `UPDATE` then fails with a clear line instead of damaging the crawl. It runs on the
-driver's connection as one prepared statement (so a string with several statements is
-refused), which also gives the column types and the command tag (`UPDATE 3`). json, jsonb and
-interval values are read as PostgreSQL's own text, so they are shown as psql shows them.
+`DROP` or `UPDATE` then fails with a clear line instead of damaging the crawl. It runs on a
+plain asyncpg connection (no engine: `crawler sql` answers sooner without importing
+SQLAlchemy) as one prepared statement, so a string with several statements is refused, and
+the column types and the command tag (`UPDATE 3`) come with the rows. json, jsonb and interval
+values are read as PostgreSQL's own text, so they are shown as psql shows them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import text
 
-from crawler.db.database import CONNECTION_ERRORS, Database, describe
 from crawler.errors import ConfigError, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from crawler.db.database import Database
 
 # Types read as the server's text rather than decoded by the driver.
 TEXT_TYPES = ("json", "jsonb", "interval")
 READ_ONLY_SQLSTATE = "25006"
+CONNECT_TIMEOUT = 10.0
+_OTHER_CLIENTS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+    "AND coalesce(application_name, '') <> {app}"
+)
 
 
 @dataclass(frozen=True)
@@ -34,46 +41,50 @@ class SqlResult:
     status: str
 
 
-async def _as_text(conn: Any) -> None:
-    for name in TEXT_TYPES:
-        await conn.set_type_codec(
-            name, schema="pg_catalog", encoder=str, decoder=str, format="text"
-        )
+def _lost(exc: BaseException) -> DatabaseUnavailable:
+    from crawler.db.database import describe
+
+    return DatabaseUnavailable(f"lost the database: {describe(exc)}")
 
 
-async def run_sql(db: Database, sql: str, *, write: bool = False) -> SqlResult:
-    """Run one statement, read-only unless `write`; return what it returned."""
+async def _connect(url: str, application_name: str) -> asyncpg.Connection:
+    """A plain asyncpg connection to `url` (either URL form), or DatabaseUnavailable."""
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
     try:
-        async with db.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            conn = raw.driver_connection
-            assert conn is not None
-            await _as_text(conn)
-            try:
-                async with conn.transaction(readonly=not write):
-                    statement = await conn.prepare(sql)
-                    attributes = statement.get_attributes()
-                    rows = [tuple(row) for row in await statement.fetch()]
-                    status = statement.get_statusmsg() or ""
-            finally:
-                # The codecs were for this statement only: the connection is not reused.
-                await connection.invalidate()
+        return await asyncpg.connect(
+            dsn,
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": application_name},
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        from crawler.db.database import describe, redact
+
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {redact(url)}: {describe(exc)}"
+        ) from None
+
+
+async def run_sql(
+    url: str, sql: str, *, write: bool = False, application_name: str = "crawler"
+) -> SqlResult:
+    """Run one statement on the database at `url`, read-only unless `write`."""
+    conn = await _connect(url, application_name)
+    try:
+        for name in TEXT_TYPES:
+            await conn.set_type_codec(
+                name, schema="pg_catalog", encoder=str, decoder=str, format="text"
+            )
+        async with conn.transaction(readonly=not write):
+            statement = await conn.prepare(sql)
+            attributes = statement.get_attributes()
+            rows = [tuple(row) for row in await statement.fetch()]
+            status = statement.get_statusmsg() or ""
     except asyncpg.PostgresError as exc:
-        code = getattr(exc, "sqlstate", None) or ""
-        if code.startswith("08") or code in ("57P01", "57P02", "57P03"):
-            raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
-        if code == READ_ONLY_SQLSTATE:
-            raise ConfigError(
-                f"SQL error: {describe(exc)} (crawler sql reads only; add --write to change "
-                "the database)"
-            ) from None
-        if "multiple commands" in str(exc):
-            raise ConfigError("SQL error: give one statement at a time") from None
-        raise ConfigError(f"SQL error: {describe(exc)}") from None
-    except asyncpg.InterfaceError as exc:
-        raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
-    except CONNECTION_ERRORS as exc:
-        raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
+        raise _sql_error(exc) from None
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        raise _lost(exc) from None
+    finally:
+        await conn.close()
     return SqlResult(
         columns=tuple(a.name for a in attributes),
         types=tuple(a.type.name for a in attributes),
@@ -82,11 +93,36 @@ async def run_sql(db: Database, sql: str, *, write: bool = False) -> SqlResult:
     )
 
 
+def _sql_error(exc: asyncpg.PostgresError) -> Exception:
+    from crawler.db.database import describe
+
+    code = getattr(exc, "sqlstate", None) or ""
+    if code.startswith("08") or code in ("57P01", "57P02", "57P03"):
+        return _lost(exc)
+    if code == READ_ONLY_SQLSTATE:
+        return ConfigError(
+            f"SQL error: {describe(exc)} (crawler sql reads only; add --write to change the "
+            "database)"
+        )
+    if "multiple commands" in str(exc):
+        return ConfigError("SQL error: give one statement at a time")
+    return ConfigError(f"SQL error: {describe(exc)}")
+
+
+async def other_clients_at(url: str, application_name: str) -> int:
+    """Client connections to the server at `url` other than those named `application_name`
+    (this process's)."""
+    conn = await _connect(url, application_name)
+    try:
+        return int(await conn.fetchval(_OTHER_CLIENTS.format(app="$1"), application_name))
+    finally:
+        await conn.close()
+
+
 async def other_clients(db: Database) -> int:
     """Client connections to the server other than this process's pool."""
-    sql = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-        "AND coalesce(application_name, '') <> :app"
-    )
+    from sqlalchemy import text
+
     async with db.transaction() as session:
+        sql = text(_OTHER_CLIENTS.format(app=":app"))
         return int((await session.execute(sql, {"app": db.application_name})).scalar_one())
