@@ -1,14 +1,13 @@
 """The `crawler` command: thin typer commands that build Settings, call run, and print.
 
-Exit codes: 0 finished; 1 no seed could be fetched, or too many fetches failed; 2 usage or
-configuration error; 3 database unavailable; 75 another run holds the crawl's lock; 130/143
-interrupted by SIGINT/SIGTERM (resumable).
+Exit codes: 0 finished; 1 no seed could be fetched, or too many fetches failed; 2 usage,
+configuration or SQL error; 3 database unavailable or its schema damaged; 75 another run holds
+the crawl's lock; 130/143 interrupted by SIGINT/SIGTERM (resumable).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__, cli_maintenance, cli_reports, cli_search
+from crawler import __version__, cli_help, cli_maintenance, cli_reports, cli_search, cli_sql
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
@@ -26,8 +25,9 @@ from crawler.stored import given_settings
 # commands that use it, so --help, user mistakes and `db start/stop/url` answer at once.
 
 EXIT_CODES = """Exit codes: 0 finished (or a budget spent: resumable); 1 no seed could be
-fetched, or too many fetches failed; 2 usage or configuration error; 3 database unavailable;
-75 another run of the crawl is in progress; 130/143 interrupted (resumable)."""
+fetched, or too many fetches failed; 2 usage, configuration or SQL error; 3 database
+unavailable, or its schema damaged; 75 another run of the crawl is in progress; 130/143
+interrupted (resumable)."""
 
 app = typer.Typer(
     help="Crawl websites into PostgreSQL.\n\n" + EXIT_CODES,
@@ -178,45 +178,6 @@ def crawl(
 
 
 @app.command()
-def sql(
-    query: Annotated[str, typer.Argument(help="One SQL statement.")],
-    csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
-    config: ConfigOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir_: DataDirOpt = None,
-) -> None:
-    """Run SQL on the crawl database and print the result."""
-    from crawler.db.query import run_sql
-    from crawler.run import open_database
-
-    settings = settings_from(config, database_url=database_url, data_dir=data_dir_)
-
-    async def go() -> tuple[list[str], list[tuple[Any, ...]]]:
-        async with open_database(settings) as db:
-            return await run_sql(db, query)
-
-    columns, rows = asyncio.run(go())
-    if csv_out:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-    elif columns:
-        _print_table(columns, rows)
-
-
-def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(*columns, show_lines=False)
-    for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    Console(width=max(80, min(400, 20 * len(columns)))).print(table)
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-
-
-@app.command()
 def psql(
     config: ConfigOpt = None,
     database_url: DatabaseUrlOpt = None,
@@ -241,6 +202,9 @@ def psql(
         exit_with(subprocess.call([embedded.psql_path(), url], env=env))
         return
     folder = embedded.data_dir_of(settings)
+    from crawler.db.access import require_crawl_database
+
+    require_crawl_database(folder)  # a mistyped --data-dir is not a new empty database
     server = embedded.start(folder)
     try:
         exit_with(subprocess.call(embedded.psql_command(server)))
@@ -295,6 +259,7 @@ def db_upgrade(
     print("database is at the latest schema", file=sys.stderr)
 
 
+cli_sql.register(app)
 cli_reports.register(app)
 cli_maintenance.register(app)
 cli_search.register(app, db_app)
@@ -311,8 +276,10 @@ def main(argv: list[str] | None = None) -> None:
 
     Typer (standalone mode) reports usage errors itself, with exit code 2; our own errors
     come out of the commands as CrawlerError and are printed here."""
+    command = typer.main.get_command(app)
+    cli_help.plain_help(command)
     try:
-        app(args=argv, prog_name="crawler")
+        command(args=argv, prog_name="crawler")
     except CrawlerError as exc:
         print(f"crawler: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
+from crawler.cli_sql import started_hint
 
 if TYPE_CHECKING:
     from crawler.reparse import ReparseResult
@@ -53,15 +54,15 @@ def register(app: typer.Typer) -> None:
         fetching: updates the pages' parsed columns and, with extraction rules in the
         config, pages.data (which becomes exactly those rules' fields). Links are kept."""
         settings = settings_from(config, name=name, database_url=database_url, data_dir=data_dir)
+        from crawler.db.access import open_existing
         from crawler.extract import compile_rules
         from crawler.reparse import reparse
-        from crawler.run import open_database
 
         rules = compile_rules(settings.extract)
         progress = _show_progress if sys.stderr.isatty() and not json_out else None
 
         async def go() -> ReparseResult:
-            async with open_database(settings) as db:
+            async with open_existing(settings, on_started=started_hint) as db:
                 return await reparse(
                     db,
                     name,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from crawler.config import Settings, load_settings
+from crawler.config import Settings, load_settings, unknown_environment
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (env CRAWLER_CONFIG).")
@@ -27,7 +28,12 @@ DataDirOpt = Annotated[
 
 
 def settings_from(config: Path | None, **flags: Any) -> Settings:
-    """Settings from flags (None: not given) over the environment over the config file."""
+    """Settings from flags (None: not given) over the environment over the config file.
+
+    A CRAWLER_* variable that is no setting (a typo, mostly) gets a warning on stderr."""
+    for name, close in unknown_environment(os.environ):
+        hint = f" (did you mean {close}?)" if close else ""
+        print(f"crawler: warning: ignoring {name}: not a setting{hint}", file=sys.stderr)
     return load_settings(flags, environ=os.environ, config_file=config)
 
 

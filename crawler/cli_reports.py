@@ -1,6 +1,7 @@
 """Reporting commands of the `crawler` CLI: runs, changes, export (registered by cli.py).
 
-Thin like cli.py: build Settings, open the database, call a named read operation of
+Thin like cli.py: build Settings, open the existing crawl database (`crawler.db.access`,
+which refuses a data dir without one), call a named read operation of
 `crawler.db.reports`, print. Tables and progress are for people at a terminal; `--json` and
 exports are for machines (stdout carries only the data; progress goes to stderr, and only
 when stderr is a terminal). An unknown crawl or run is a ConfigError: one line, exit 2.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 import typer
 
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
+from crawler.cli_sql import started_hint
 from crawler.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -141,10 +143,10 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
         from crawler.db import reports
-        from crawler.run import open_database
+        from crawler.db.access import open_existing
 
         async def go() -> list[reports.RunRow]:
-            async with open_database(settings) as db:
+            async with open_existing(settings, on_started=started_hint) as db:
                 return await reports.list_runs(db, name)
 
         rows = asyncio.run(go())
@@ -179,10 +181,10 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
         from crawler.db import reports
-        from crawler.run import open_database
+        from crawler.db.access import open_existing
 
         async def go() -> reports.Changes:
-            async with open_database(settings) as db:
+            async with open_existing(settings, on_started=started_hint) as db:
                 return await reports.changes(db, name, run)
 
         found = asyncio.run(go())
@@ -207,15 +209,17 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option("--out", help="Write to FILE (default: stdout).")
         ] = None,
-        batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per round trip.")] = 1000,
+        batch: Annotated[
+            int, typer.Option("--batch", min=1, help="Rows per round trip, at most.")
+        ] = 1000,
         config: ConfigOpt = None,
         database_url: DatabaseUrlOpt = None,
         data_dir: DataDirOpt = None,
     ) -> None:
-        """Stream pages, links or fetches as JSON Lines or CSV, in constant memory."""
+        """Stream pages, links or fetches as JSON Lines or CSV, in bounded memory."""
         from crawler import export as exporter
         from crawler.db import reports
-        from crawler.run import open_database
+        from crawler.db.access import open_existing
 
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
@@ -223,7 +227,7 @@ def register(app: typer.Typer) -> None:
         show = sys.stderr.isatty() and (out is not None or not sys.stdout.isatty())
 
         async def go() -> int:
-            async with open_database(settings) as db:
+            async with open_existing(settings, on_started=started_hint) as db:
                 target = await reports.resolve(db, name, run)
                 with _progress(table.value, show) as (set_total, advance), _output(out) as stream:
                     if show:

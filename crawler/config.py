@@ -25,6 +25,18 @@ from crawler.errors import ConfigError
 ENV_PREFIX = "CRAWLER_"
 DEFAULT_USER_AGENT = "crawler/0.1 (+a PostgreSQL web crawler)"
 LOG_FORMATS = ("text", "json")
+DATABASE_URL_PROBLEM = "must start with postgresql:// or postgresql+asyncpg://"
+# CRAWLER_* variables that are not settings but are documented (README): never "unknown".
+OTHER_VARIABLES = frozenset({"CRAWLER_CONFIG", "CRAWLER_TEST_DATABASE_URL"})
+
+
+class SettingError(ConfigError):
+    """A setting's value is invalid; `load_settings` names where the value came from."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{_flag(key)} {problem}")
+        self.key = key
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class Settings:
         positive = ("concurrency", "host_concurrency", "connect_timeout", "read_timeout")
         for key in positive:
             if getattr(self, key) <= 0:
-                raise ConfigError(f"{_flag(key)} must be greater than 0")
+                raise SettingError(key, "must be greater than 0")
         non_negative = (
             "max_pages_per_host",
             "max_path_segments",
@@ -106,18 +118,18 @@ class Settings:
         )
         for key in non_negative:
             if getattr(self, key) < 0:
-                raise ConfigError(f"{_flag(key)} must not be negative")
+                raise SettingError(key, "must not be negative")
         for key in ("max_body_bytes", "max_header_bytes", "max_url_length", "lease_seconds"):
             if getattr(self, key) <= 0:
-                raise ConfigError(f"{_flag(key)} must be greater than 0")
+                raise SettingError(key, "must be greater than 0")
         if self.parse_processes > 64:
-            raise ConfigError("--parse-processes must be at most 64")
+            raise SettingError("parse_processes", "must be at most 64")
         if self.concurrency > 1000:
-            raise ConfigError("--concurrency must be at most 1000")
+            raise SettingError("concurrency", "must be at most 1000")
         if not 0.0 <= self.fail_on_error_rate <= 1.0:
-            raise ConfigError("--fail-on-error-rate must be between 0 and 1")
+            raise SettingError("fail_on_error_rate", "must be between 0 and 1")
         if self.log_format not in LOG_FORMATS:
-            raise ConfigError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+            raise SettingError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
         for seed in self.seeds:
             check_seed(seed)
         for key in ("include", "exclude"):
@@ -125,13 +137,15 @@ class Settings:
                 try:
                     re.compile(pattern)
                 except re.error as exc:
-                    raise ConfigError(
-                        f"{_flag(key)} {pattern!r} is not a valid regex: {exc}"
-                    ) from None
+                    raise SettingError(key, f"{pattern!r} is not a valid regex: {exc}") from None
         if self.database_url is not None:
-            object.__setattr__(self, "database_url", normalise_database_url(self.database_url))
+            try:
+                url = normalise_database_url(self.database_url)
+            except ConfigError:
+                raise SettingError("database_url", DATABASE_URL_PROBLEM) from None
+            object.__setattr__(self, "database_url", url)
         if not self.user_agent.strip():
-            raise ConfigError("--user-agent must not be empty")
+            raise SettingError("user_agent", "must not be empty")
 
     @property
     def crawl_name(self) -> str:
@@ -190,7 +204,7 @@ def normalise_database_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ConfigError("--database-url must start with postgresql:// or postgresql+asyncpg://")
+    raise ConfigError(f"--database-url {DATABASE_URL_PROBLEM}")
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
@@ -214,10 +228,10 @@ def parse_duration(value: Any, where: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    """Check a raw value (from TOML or a string from the environment) against the key's type."""
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """Check a raw value (from TOML, a string from the environment or a flag's value) against
+    the key's type; `where` names its source in messages (see `_file_key`, `_env_name`)."""
     ftype = str(_FIELDS[key].type)
-    where = f"{source}: {key}"
     if key == "extract":
         return value
     if key in _DURATION_KEYS:
@@ -296,8 +310,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if key == "extract":
             out[key] = _extract_rules(value, str(path))
         else:
-            out[key] = _coerce(key, value, str(path))
+            out[key] = _coerce(key, value, _file_key(path, key))
     return out
+
+
+def _file_key(path: Path, key: str) -> str:
+    return f"config file {path}: {key}"
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
 
 
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -305,10 +327,26 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     for key in _FIELDS:
         if key in _NOT_IN_ENV:
             continue
-        value = environ.get(ENV_PREFIX + key.upper())
+        value = environ.get(_env_name(key))
         if value is not None:
-            out[key] = _coerce(key, value, ENV_PREFIX + key.upper())
+            out[key] = _coerce(key, value, _env_name(key))
     return out
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """The CRAWLER_* variables that are neither a setting nor documented otherwise (typos,
+    mostly), each with the known name closest to it, if one is close."""
+    import difflib
+
+    known = {_env_name(k) for k in _FIELDS if k not in _NOT_IN_ENV} | OTHER_VARIABLES
+    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
+    found: list[tuple[str, str | None]] = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            suffix = name.removeprefix(ENV_PREFIX)
+            close = difflib.get_close_matches(suffix, suffixes, n=1, cutoff=0.8)
+            found.append((name, ENV_PREFIX + close[0] if close else None))
+    return found
 
 
 def load_settings(
@@ -319,19 +357,27 @@ def load_settings(
 ) -> Settings:
     """Build Settings: defaults < config file < environment < flags (None means 'not given')."""
     merged: dict[str, Any] = {}
+    where: dict[str, str] = {}  # key -> the source of its value, for messages
     if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(environ[ENV_PREFIX + "CONFIG"])
     if config_file is not None:
-        merged.update(read_config_file(config_file))
-    merged.update(read_environment(environ))
+        from_file = read_config_file(config_file)
+        merged.update(from_file)
+        where.update({key: _file_key(config_file, key) for key in from_file})
+    from_env = read_environment(environ)
+    merged.update(from_env)
+    where.update({key: _env_name(key) for key in from_env})
     for key, value in flags.items():
         if key not in _FIELDS:
             raise ConfigError(f"unknown setting {key!r}")
         if value is None or (key in _TUPLE_KEYS and value == ()):
             continue
-        merged[key] = _coerce(key, list(value) if key in _TUPLE_KEYS else value, "flag")
+        merged[key] = _coerce(key, list(value) if key in _TUPLE_KEYS else value, _flag(key))
+        where[key] = _flag(key)
     try:
         return Settings(**merged)
+    except SettingError as exc:
+        raise ConfigError(f"{where.get(exc.key, _flag(exc.key))} {exc.problem}") from None
     except TypeError as exc:  # pragma: no cover - guarded by the key checks above
         raise ConfigError(str(exc)) from None
 

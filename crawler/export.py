@@ -1,9 +1,11 @@
 """Streaming export: encodes rows as JSON Lines or CSV onto a binary stream as they arrive.
 
 The rows come from the db layer (`crawler.db.reports.export_rows`) as plain dicts; nothing is
-collected, so memory stays constant. Output is UTF-8 whatever the locale. Timestamps are ISO
-8601 strings. JSONB objects and arrays stay JSON values in JSON Lines and are JSON text in a
-CSV cell; in CSV, null is an empty cell and booleans are `true` / `false`.
+collected: encoded text is written out whenever about FLUSH_BYTES of it is waiting (or every
+FLUSH_EVERY rows), so memory stays bounded however large the pages. Output is UTF-8 whatever
+the locale. Timestamps are ISO 8601 strings. JSONB objects and arrays stay JSON values in
+JSON Lines and are JSON text in a CSV cell; in CSV, null is an empty cell and booleans are
+`true` / `false`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, BinaryIO
 from crawler.errors import ConfigError
 
 FORMATS = ("jsonl", "csv")
-FLUSH_EVERY = 500  # rows encoded between writes (and progress reports)
+FLUSH_EVERY = 500  # rows encoded between writes (and progress reports), at most
+FLUSH_BYTES = 1 << 20  # characters of encoded text between writes, about
 
 Progress = Callable[[int], None]
 
@@ -58,12 +61,16 @@ async def write_jsonl(
     """Write one JSON object per line; return the number of rows."""
     count = 0
     chunk: list[str] = []
+    waiting = 0
     async for row in rows:
-        chunk.append(_dumps(row))
+        line = _dumps(row)
+        chunk.append(line)
+        waiting += len(line)
         count += 1
-        if len(chunk) >= FLUSH_EVERY:
+        if len(chunk) >= FLUSH_EVERY or waiting >= FLUSH_BYTES:
             out.write(("\n".join(chunk) + "\n").encode())
             chunk.clear()
+            waiting = 0
             if progress is not None:
                 progress(count)
     if chunk:
@@ -89,7 +96,7 @@ async def write_csv(
     async for row in rows:
         writer.writerow([_csv_cell(row.get(column)) for column in columns])
         count += 1
-        if count % FLUSH_EVERY == 0:
+        if count % FLUSH_EVERY == 0 or buffer.tell() >= FLUSH_BYTES:
             out.write(buffer.getvalue().encode())
             buffer.seek(0)
             buffer.truncate()

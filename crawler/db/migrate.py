@@ -1,20 +1,31 @@
-"""Apply the Alembic revisions under migrations/ (shipped as crawler.migrations)."""
+"""Apply the Alembic revisions under migrations/ (shipped as crawler.migrations), then check
+the schema (`crawler.db.schema`): a database whose tables were dropped by hand is reported,
+not trusted because its alembic_version is current.
+
+A database already at the head revision is only checked: Alembic is imported only to migrate.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.resources
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
+from crawler.db import schema
 from crawler.db.database import CONNECTION_ERRORS, describe, redact
 from crawler.errors import DatabaseUnavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(importlib.resources.files("crawler.migrations")))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -22,17 +33,46 @@ def alembic_config(url: str) -> Config:
 
 
 def _upgrade(url: str, revision: str) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at `url` to `revision`, in a thread (Alembic's API is sync)."""
+async def _at_head_or_verify(url: str, *, check_only: bool) -> bool:
+    """True when the database is at the head revision and its schema is whole. With
+    `check_only`, a damaged schema raises DatabaseUnavailable; without, a database below
+    head answers False (to be migrated)."""
+    engine = create_async_engine(url, poolclass=NullPool)
     try:
-        await asyncio.to_thread(_upgrade, url, revision)
+        async with engine.connect() as conn:
+            if not check_only and await schema.current_revision(conn) != schema.head_revision():
+                return False
+            await schema.verify(conn, redact(url))
+            return True
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` to `revision`, in a thread (Alembic's API is sync); at
+    head, check that the schema is whole (DatabaseUnavailable when it is not)."""
+    try:
+        if revision == "head" and await _at_head_or_verify(url, check_only=False):
+            return
+        await _alembic_upgrade(url, revision)
+        if revision == "head":
+            await _at_head_or_verify(url, check_only=True)
     except (*CONNECTION_ERRORS, DBAPIError) as exc:  # type: ignore[misc]
         raise DatabaseUnavailable(
             f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}"
         ) from None
+
+
+async def _alembic_upgrade(url: str, revision: str) -> None:
+    from alembic.util.exc import CommandError
+
+    try:
+        await asyncio.to_thread(_upgrade, url, revision)
     except CommandError as exc:  # e.g. a schema revision this version does not know
         hint = (
             ": its schema was migrated by a newer version of the crawler; upgrade this one"
@@ -45,4 +85,6 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
 
 async def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
     await asyncio.to_thread(command.downgrade, alembic_config(url), revision)

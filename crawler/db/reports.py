@@ -5,7 +5,7 @@ Everything comes back as small frozen records or plain dicts, never ORM rows. Wh
 and run a report is about is resolved here, once: a crawl by name (default: the crawl with
 the most recent run), a run by id (default: the crawl's latest run); a name or run that does
 not exist is a `ConfigError`. Exports stream through a server-side cursor, so memory stays
-constant however large the crawl.
+bounded however large the crawl and its pages.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from crawler.errors import ConfigError
 
 OUTCOMES = ("new", "changed", "unchanged", "gone")
 TABLES = ("pages", "links", "fetches")
+# An export's round trips: the first asks for this many rows, the next ones for about this
+# many bytes of values (and never more rows than the caller's batch).
+EXPORT_FIRST_ROWS = 50
+EXPORT_BATCH_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,25 +244,36 @@ async def count_rows(
         return int((await session.execute(counted)).scalar_one())
 
 
+def _row_bytes(row: Any) -> int:
+    """About how much memory a row's values take: their text, plus a little for the rest."""
+    return sum(len(v) if isinstance(v, str) else 16 for v in row)
+
+
 async def export_rows(
     db: Database,
     table: str,
     crawl_name: str | None = None,
     run_id: int | None = None,
     batch: int = 1000,
+    batch_bytes: int = EXPORT_BATCH_BYTES,
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Stream the rows of `table` (pages|links|fetches) as dicts, `batch` rows per round trip.
+    """Stream the rows of `table` (pages|links|fetches) as dicts.
 
     pages and links are the crawl's latest state (`run_id` is checked, not used); fetches are
     those of `run_id`, default the crawl's latest run. A server-side cursor keeps memory
-    constant; the connection is held until the iterator is exhausted or closed."""
+    bounded: each round trip asks for at most `batch` rows and, judged by the rows so far,
+    about `batch_bytes` of values, so large pages come a few at a time. The connection is
+    held until the iterator is exhausted or closed."""
     async with db.transaction() as session:
         query = _export_query(table, await _resolve(session, crawl_name, run_id))
+    size = min(batch, EXPORT_FIRST_ROWS)
     async with db.engine.connect() as conn:
-        result = await conn.stream(query.execution_options(yield_per=batch))
+        result = await conn.stream(query)
         try:
-            async for partition in result.partitions(batch):
-                for row in partition:
+            while rows := await result.fetchmany(size):
+                per_row = max(1, sum(_row_bytes(row) for row in rows) // len(rows))
+                for row in rows:
                     yield dict(row._mapping)
+                size = max(1, min(batch, batch_bytes // per_row))
         finally:
             await result.close()

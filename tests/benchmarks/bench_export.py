@@ -58,10 +58,12 @@ FILL = [
             generate_series(1, {pages}) AS i,
             LATERAL (SELECT 'https://bench.example/p/' || i || '.html' AS u) AS url
        WHERE c.name = 'bench'""",
-    """INSERT INTO links (page_id, position, target_url, anchor_text, nofollow)
-       SELECT p.id, j, 'https://bench.example/p/' || ((p.id * 7919 + j) % {pages} + 1) || '.html',
-              'link ' || j, j % 17 = 0
-       FROM pages p, generate_series(1, {links}) AS j""",
+    """INSERT INTO page_links (page_id, target_urls, anchor_texts, nofollow)
+       SELECT p.id,
+              array_agg('https://bench.example/p/' || ((p.id * 7919 + j) % {pages} + 1)
+                        || '.html' ORDER BY j),
+              array_agg('link ' || j ORDER BY j), array_agg(j % 17 = 0 ORDER BY j)
+       FROM pages p, generate_series(1, {links}) AS j GROUP BY p.id""",
     """INSERT INTO fetches (run_id, url, final_url, status, content_type, bytes, elapsed_ms,
                             outcome)
        SELECT p.last_run_id, p.url, p.url, 200, 'text/html', p.bytes, 10 + p.id % 90, 'new'

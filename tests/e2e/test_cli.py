@@ -181,6 +181,9 @@ async def test_embedded_default_crawl_then_sql(data_dir: Path, tmp_path: Path) -
     assert re.search(rf"(?<!\d){count}(?!\d)", table.out), str(table)
     assert "count" in table.out
     assert not ANSI.search(table.out)
+    # It had to start the embedded server itself: one line says how to make repeats fast.
+    assert "crawler db start" in table.err, str(table)
+    assert len(table.err.strip().splitlines()) == 1, str(table)
 
     as_csv = await cli(
         "sql", "--csv", "--data-dir", str(data_dir), "select count(*) from pages", cwd=tmp_path
@@ -215,6 +218,11 @@ async def test_db_start_url_psql_stop(data_dir: Path, tmp_path: Path) -> None:
             assert await conn.fetchval("SELECT 1") == 1
         finally:
             await conn.close()
+
+        # A kept server: sql answers without starting one, and without the hint.
+        quick = await cli("sql", "--data-dir", folder, "select 41 + 1 as n", cwd=tmp_path)
+        assert quick.code == 0, str(quick)
+        assert "42" in quick.out and quick.err == "", str(quick)
 
         answered = await cli("psql", "--data-dir", folder, stdin="select 42;\n", cwd=tmp_path)
         assert answered.code == 0, str(answered)

@@ -18,6 +18,7 @@ from crawler.config import (
     load_settings,
     normalise_database_url,
     read_config_file,
+    unknown_environment,
 )
 from crawler.errors import ConfigError
 
@@ -172,22 +173,22 @@ BAD_FILES: dict[str, FileCase] = {
     "negative concurrency": ("concurrency = -1", "concurrency"),
     "zero concurrency": ("concurrency = 0", "concurrency"),
     "too much concurrency": ("concurrency = 100000", "concurrency"),
-    "negative max_pages": ("max_pages = -1", "max-pages"),
+    "negative max_pages": ("max_pages = -1", "max_pages"),
     "negative delay": ("delay = -0.5", "delay"),
-    "zero read_timeout": ("read_timeout = 0", "read-timeout"),
-    "zero max_body_bytes": ("max_body_bytes = 0", "max-body-bytes"),
-    "bad log format": ('log_format = "xml"', "log-format"),
-    "empty user agent": ('user_agent = "  "', "user-agent"),
+    "zero read_timeout": ("read_timeout = 0", "read_timeout"),
+    "zero max_body_bytes": ("max_body_bytes = 0", "max_body_bytes"),
+    "bad log format": ('log_format = "xml"', "log_format"),
+    "empty user agent": ('user_agent = "  "', "user_agent"),
     "bad include regex": ('include = ["("]', "include"),
     "bad exclude regex": ('exclude = ["[a-"]', "exclude"),
     "unknown key": ("colour = true", "colour"),
-    "bad database url": ('database_url = "mysql://u@h/db"', "database-url"),
+    "bad database url": ('database_url = "mysql://u@h/db"', "database_url"),
     "non-http seed": ('seeds = ["ftp://x/"]', "ftp://x/"),
     "seed without host": ('seeds = ["http:///path"]', "http:///path"),
     "bad duration": ('max_duration = "soon"', "max_duration"),
     "duration with unknown unit": ('revisit_after = "3y"', "revisit_after"),
-    "negative duration": ("database_wait = -1", "database-wait"),
-    "error rate over 1": ("fail_on_error_rate = 1.5", "fail-on-error-rate"),
+    "negative duration": ("database_wait = -1", "database_wait"),
+    "error rate over 1": ("fail_on_error_rate = 1.5", "fail_on_error_rate"),
     "extract without css": ('[extract.price]\ntake = "text"', "extract.price"),
     "extract bad take": ('[extract.price]\ncss = "b"\ntake = "attr:"', "extract.price"),
     "extract unknown key": ('[extract.price]\ncss = "b"\nfirst = true', "extract.price"),
@@ -206,14 +207,15 @@ def test_bad_file_values_raise_config_error_naming_the_setting(
     message = str(info.value)
     assert named in message
     assert "\n" not in message
+    assert "--" not in message, "a mistake in the config file is named as a flag"
 
 
 BAD_ENVIRONMENTS: dict[str, tuple[dict[str, str], str]] = {
     "int": ({"CRAWLER_MAX_PAGES": "abc"}, "CRAWLER_MAX_PAGES"),
     "float": ({"CRAWLER_DELAY": "soon"}, "CRAWLER_DELAY"),
     "bool": ({"CRAWLER_IGNORE_ROBOTS": "maybe"}, "CRAWLER_IGNORE_ROBOTS"),
-    "negative": ({"CRAWLER_CONCURRENCY": "-4"}, "concurrency"),
-    "database url": ({"CRAWLER_DATABASE_URL": "sqlite:///x.db"}, "database-url"),
+    "negative": ({"CRAWLER_CONCURRENCY": "-4"}, "CRAWLER_CONCURRENCY must be greater"),
+    "database url": ({"CRAWLER_DATABASE_URL": "sqlite:///x.db"}, "CRAWLER_DATABASE_URL must"),
 }
 
 
@@ -328,3 +330,46 @@ def test_example_file_is_plain_toml() -> None:
     # Loaded without our loader too: the file is valid TOML for any other tool.
     raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     assert raw["concurrency"] == Settings().concurrency
+
+
+def test_errors_name_the_real_source_of_the_value(tmp_path: Path) -> None:
+    """A bad value is named where it came from: the config file and key, the environment
+    variable, or the flag (issue 21, point 14)."""
+    path = _write(tmp_path, 'exclude = ["("]\nrevisit_after = "soon"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, config_file=path)
+    assert str(info.value).startswith(f"config file {path}: ")
+    assert "--" not in str(info.value)
+    good = _write(tmp_path, 'exclude = ["("]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, config_file=good)
+    assert str(info.value).startswith(f"config file {good}: exclude '(' is not a valid regex")
+    with pytest.raises(ConfigError, match=r"^--revisit-after must be a duration"):
+        load_settings({"revisit_after": "soon"})
+    with pytest.raises(ConfigError, match=r"^CRAWLER_REVISIT_AFTER must be a duration"):
+        load_settings({}, environ={"CRAWLER_REVISIT_AFTER": "soon"})
+    with pytest.raises(ConfigError, match=r"^CRAWLER_EXCLUDE '\[' is not a valid regex"):
+        load_settings({}, environ={"CRAWLER_EXCLUDE": "["})
+    # A flag overrides the file's value, and its own mistake is named as the flag.
+    with pytest.raises(ConfigError, match=r"^--concurrency must be greater than 0"):
+        load_settings({"concurrency": 0}, config_file=_write(tmp_path, "concurrency = 4\n"))
+
+
+def test_unknown_crawler_variables_are_named_with_a_hint() -> None:
+    environ = {
+        "CRAWLER_MAX_PAGE": "5",
+        "CRAWLER_BOGUS": "1",
+        "CRAWLER_SEEDS": "https://a.example/",
+        # documented, not settings: never reported
+        "CRAWLER_CONFIG": "x.toml",
+        "CRAWLER_TEST_DATABASE_URL": "postgresql://x/y",
+        "CRAWLER_DATABASE_URL": "postgresql://x/y",
+        "CRAWLER_DATA_DIR": "/x",
+        "CRAWLER_MAX_PAGES": "3",
+        "OTHER": "1",
+    }
+    assert unknown_environment(environ) == [
+        ("CRAWLER_BOGUS", None),
+        ("CRAWLER_MAX_PAGE", "CRAWLER_MAX_PAGES"),
+        ("CRAWLER_SEEDS", None),
+    ]

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "crawler.sitemap": 1,
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
     "crawler.encoding": 1,  # which codec decodes an HTML body
+    "crawler.cells": 1,  # how `crawler sql` shows a value
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.db": 2,
@@ -58,6 +59,8 @@ LAYERS: dict[str, int] = {
     "crawler.cli_maintenance": 5,
     "crawler.cli_options": 5,
     "crawler.cli_search": 5,
+    "crawler.cli_sql": 5,
+    "crawler.cli_help": 5,
     "crawler.__main__": 5,
 }
 SUBPACKAGES = ("crawler.db",)
