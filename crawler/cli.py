@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__, cli_maintenance, cli_reports
+from crawler import __version__, cli_maintenance, cli_report, cli_reports
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
@@ -282,6 +282,7 @@ def db_upgrade(
 
 
 cli_reports.register(app)
+cli_report.register(app)
 cli_maintenance.register(app)
 
 

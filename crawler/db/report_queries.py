@@ -1,0 +1,355 @@
+"""Named read operations for `crawler report`: the aggregates and capped tables of one run.
+
+Every chart is a GROUP BY (response times binned with `width_bucket`) and every table is
+its first `TABLE_ROWS` rows with its total from a window count, so the report reads the
+same few hundred rows whatever the size of the crawl. Tables read the public views
+(README "Views") and each carries the `crawler sql` query that lists all of its rows.
+The broken links' anchor text is looked up in `links` for the rows shown, so the query
+works whether or not the `broken_links` view has an anchor column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crawler.db.database import Database
+from crawler.db.reports import resolve
+from crawler.errors import ConfigError
+from crawler.report.data import (
+    TABLE_ROWS,
+    Cell,
+    Count,
+    Histogram,
+    ReportData,
+    RunOutcomes,
+    Summary,
+    Table,
+)
+
+# Settings left out of the report: where the database is (a URL may hold a password) and
+# the seeds, shown on their own.
+_NOT_SHOWN = frozenset({"database_url", "data_dir", "seeds"})
+HISTOGRAM_BINS = 30
+RUNS_SHOWN = 30  # the latest runs up to the report's in the runs chart
+CONTENT_TYPES_SHOWN = 8
+
+_SUMMARY = text(
+    """
+    SELECT c.name, c.seeds, c.config, r.status, r.started_at, r.finished_at,
+           f.fetches, f.errors, f.pages, f.bytes, f.first_at, f.last_at,
+           (SELECT count(*) FROM pages p WHERE p.crawl_id = c.id AND p.gone_at IS NULL)
+               AS current_pages,
+           (SELECT count(*) FROM crawl_runs a WHERE a.crawl_id = c.id) AS runs
+    FROM crawl_runs r
+    JOIN crawls c ON c.id = r.crawl_id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS fetches,
+               count(*) FILTER (WHERE error_kind IS NOT NULL) AS errors,
+               count(*) FILTER (WHERE outcome IS NOT NULL AND outcome <> 'gone') AS pages,
+               coalesce(sum(bytes), 0) AS bytes,
+               min(fetched_at) AS first_at, max(fetched_at) AS last_at
+        FROM fetches WHERE run_id = r.id
+    ) f
+    WHERE r.id = :run
+    """
+)
+_STATUSES = text(
+    "SELECT status, count(*) AS n FROM fetches WHERE run_id = :run "
+    "GROUP BY status ORDER BY status NULLS LAST"
+)
+# The 99th percentile sets the histogram's range, so one stalled fetch does not squash it.
+_P99 = text(
+    "SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY elapsed_ms) FROM fetches "
+    "WHERE run_id = :run AND status IS NOT NULL"
+)
+_BINS = text(
+    "SELECT width_bucket(elapsed_ms, 0, :top, :bins) AS bin, count(*) AS n FROM fetches "
+    "WHERE run_id = :run AND status IS NOT NULL GROUP BY bin ORDER BY bin"
+)
+_DEPTHS = text(
+    "SELECT depth, count(*) AS n FROM pages WHERE crawl_id = :crawl AND gone_at IS NULL "
+    "GROUP BY depth ORDER BY depth"
+)
+_CONTENT_TYPES = text(
+    """
+    SELECT coalesce(nullif(lower(btrim(split_part(content_type, ';', 1))), ''), '(none)')
+               AS label,
+           count(*) AS n
+    FROM fetches WHERE run_id = :run AND status IS NOT NULL
+    GROUP BY label ORDER BY n DESC, label
+    """
+)
+_ERROR_KINDS = text(
+    "SELECT error_kind AS label, count(*) AS n FROM fetches "
+    "WHERE run_id = :run AND error_kind IS NOT NULL GROUP BY label ORDER BY n DESC, label"
+)
+_RUNS = text(
+    """
+    SELECT r.id, r.started_at,
+           count(*) FILTER (WHERE rc.outcome = 'new') AS new,
+           count(*) FILTER (WHERE rc.outcome = 'changed') AS changed,
+           count(*) FILTER (WHERE rc.outcome = 'unchanged') AS unchanged,
+           count(*) FILTER (WHERE rc.outcome = 'gone') AS gone
+    FROM (SELECT id, started_at FROM crawl_runs WHERE crawl_id = :crawl AND id <= :run
+          ORDER BY id DESC LIMIT :shown) r
+    LEFT JOIN run_changes rc ON rc.run_id = r.id
+    GROUP BY r.id, r.started_at
+    ORDER BY r.id
+    """
+)
+
+# Each table: (key, title, note, columns, SQL of the first rows with a `total` column,
+# SQL for `crawler sql`). The first-rows SQL takes :crawl, :run and :limit.
+_BROKEN = """
+    SELECT t.source_url, t.target_url, coalesce(t.status::text, t.error_kind) AS status,
+           a.anchor_text, t.links, t.total
+    FROM (
+        SELECT b.source_url, b.target_url, b.status, b.error_kind, b.links,
+               count(*) OVER () AS total,
+               sum(b.links) OVER (PARTITION BY b.target_url) AS weight
+        FROM (SELECT source_url, target_url, status, error_kind, count(*) AS links
+              FROM broken_links WHERE crawl_id = :crawl
+              GROUP BY source_url, target_url, status, error_kind) b
+        ORDER BY weight DESC, b.target_url, b.source_url
+        LIMIT :limit
+    ) t
+    LEFT JOIN LATERAL (
+        SELECT l.anchor_text FROM pages p JOIN links l ON l.page_id = p.id
+        WHERE p.crawl_id = :crawl AND p.url = t.source_url AND l.target_url = t.target_url
+        ORDER BY l.position LIMIT 1
+    ) a ON true
+    ORDER BY t.weight DESC, t.target_url, t.source_url
+"""
+_REDIRECTS = """
+    SELECT array_to_string(redirects || final_url, ' → ') AS chain,
+           cardinality(redirects) AS hops, status, count(*) OVER () AS total
+    FROM fetches
+    WHERE run_id = :run AND cardinality(redirects) > 0
+    ORDER BY cardinality(redirects) DESC, url
+    LIMIT :limit
+"""
+_SLOWEST = """
+    SELECT url, elapsed_ms, status, bytes, count(*) OVER () AS total
+    FROM slowest_pages WHERE crawl_id = :crawl
+    ORDER BY elapsed_ms DESC, url LIMIT :limit
+"""
+_LARGEST = """
+    SELECT url, bytes, content_type, status, count(*) OVER () AS total
+    FROM pages WHERE crawl_id = :crawl AND gone_at IS NULL AND bytes IS NOT NULL
+    ORDER BY bytes DESC, url LIMIT :limit
+"""
+_MISSING = """
+    SELECT url, missing_title, missing_description, count(*) OVER () AS total
+    FROM missing_metadata WHERE crawl_id = :crawl
+    ORDER BY url LIMIT :limit
+"""
+_MISSING_COUNTS = text(
+    """
+    SELECT count(*) FILTER (WHERE missing_title) AS title,
+           count(*) FILTER (WHERE missing_description) AS description,
+           count(*) FILTER (WHERE missing_title AND missing_description) AS both
+    FROM missing_metadata WHERE crawl_id = :crawl
+    """
+)
+_DUPLICATES = """
+    SELECT count, content_hash, array_to_string(urls[1:5], ' ') AS urls,
+           count(*) OVER () AS total
+    FROM duplicate_content WHERE crawl_id = :crawl
+    ORDER BY count DESC, content_hash LIMIT :limit
+"""
+_ORPHANS = """
+    SELECT url, count(*) OVER () AS total
+    FROM orphan_pages WHERE crawl_id = :crawl ORDER BY url LIMIT :limit
+"""
+
+_TABLES: tuple[tuple[str, str, str, tuple[str, ...], str, str], ...] = (
+    (
+        "broken_links",
+        "Broken links",
+        "Links of current pages to URLs whose latest fetch failed, one row per linking page "
+        "and target, the most linked-to targets first.",
+        ("source", "target", "status", "anchor", "links"),
+        _BROKEN,
+        "SELECT * FROM broken_links WHERE crawl_id = {crawl}",
+    ),
+    (
+        "redirects",
+        "Redirect chains",
+        "Fetches of this run that were redirected, the longest chains first.",
+        ("chain (requested → … → answered)", "hops", "status"),
+        _REDIRECTS,
+        "SELECT * FROM redirects WHERE run_id = {run}",
+    ),
+    (
+        "slowest_pages",
+        "Slowest pages",
+        "Each current page's latest full fetch.",
+        ("url", "ms", "status", "bytes"),
+        _SLOWEST,
+        "SELECT * FROM slowest_pages WHERE crawl_id = {crawl} ORDER BY elapsed_ms DESC",
+    ),
+    (
+        "largest_pages",
+        "Largest pages",
+        "Current pages by body size (decoded).",
+        ("url", "bytes", "content type", "status"),
+        _LARGEST,
+        "SELECT url, bytes FROM pages WHERE crawl_id = {crawl} AND gone_at IS NULL "
+        "ORDER BY bytes DESC",
+    ),
+    (
+        "missing_metadata",
+        "Missing metadata",
+        "",  # filled with the counts
+        ("url", "no title", "no description"),
+        _MISSING,
+        "SELECT * FROM missing_metadata WHERE crawl_id = {crawl}",
+    ),
+    (
+        "duplicate_content",
+        "Duplicate content",
+        "Bodies shared by several current pages, the largest groups first (up to 5 URLs shown).",
+        ("pages", "content hash", "urls"),
+        _DUPLICATES,
+        "SELECT * FROM duplicate_content WHERE crawl_id = {crawl} ORDER BY count DESC",
+    ),
+    (
+        "orphan_pages",
+        "Orphan pages",
+        "Current pages no other current page links to.",
+        ("url",),
+        _ORPHANS,
+        "SELECT * FROM orphan_pages WHERE crawl_id = {crawl}",
+    ),
+)
+
+
+def _cell(value: Any) -> Cell:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)
+
+
+async def _counts(session: AsyncSession, statement: Any, params: dict[str, Any]) -> list[Count]:
+    rows = (await session.execute(statement, params)).all()
+    return [Count(str(r[0]), int(r[1])) for r in rows]
+
+
+def _nice_width(top: int, bins: int) -> int:
+    """The smallest 1-2-5 × 10^k width (ms) whose `bins` bins reach `top`."""
+    scale = 1
+    while True:
+        for step in (1, 2, 5):
+            if step * scale * bins >= top:
+                return step * scale
+        scale *= 10
+
+
+async def _histogram(session: AsyncSession, run: int) -> Histogram:
+    p99 = (await session.execute(_P99, {"run": run})).scalar()
+    width = _nice_width(max(int(p99 or 0) + 1, HISTOGRAM_BINS), HISTOGRAM_BINS)
+    top = width * HISTOGRAM_BINS
+    counts = [0] * HISTOGRAM_BINS
+    over = 0
+    params = {"run": run, "top": top, "bins": HISTOGRAM_BINS}
+    for row in (await session.execute(_BINS, params)).all():
+        # width_bucket: 0 below the range (none: times are >= 0), bins + 1 at or above it.
+        if row.bin > HISTOGRAM_BINS:
+            over += int(row.n)
+        else:
+            counts[max(int(row.bin), 1) - 1] += int(row.n)
+    return Histogram(width=width, counts=tuple(counts), over=over)
+
+
+def _top(counts: list[Count], shown: int) -> tuple[Count, ...]:
+    if len(counts) <= shown:
+        return tuple(counts)
+    rest = sum(c.count for c in counts[shown - 1 :])
+    return (*counts[: shown - 1], Count("other", rest))
+
+
+async def _summary(session: AsyncSession, crawl_id: int, run: int) -> Summary:
+    r = (await session.execute(_SUMMARY, {"run": run})).one()
+    end = r.finished_at or r.last_at or r.started_at
+    return Summary(
+        crawl=str(r.name),
+        crawl_id=crawl_id,
+        run_id=run,
+        status=str(r.status),
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        duration_s=max((end - r.started_at).total_seconds(), 0.0),
+        fetches=int(r.fetches),
+        pages=int(r.pages),
+        errors=int(r.errors),
+        bytes=int(r.bytes),
+        current_pages=int(r.current_pages),
+        runs=int(r.runs),
+        seeds=tuple(r.seeds or ()),
+        settings={k: v for k, v in (r.config or {}).items() if k not in _NOT_SHOWN},
+    )
+
+
+async def _tables(session: AsyncSession, crawl: int, run: int) -> list[Table]:
+    params = {"crawl": crawl, "run": run, "limit": TABLE_ROWS}
+    missing = (await session.execute(_MISSING_COUNTS, {"crawl": crawl})).one()
+    tables = []
+    for key, title, note, columns, first_rows, query in _TABLES:
+        rows = (await session.execute(text(first_rows), params)).all()
+        if key == "missing_metadata":
+            note = (
+                f"Current pages without a title: {missing.title:,}; without a description: "
+                f"{missing.description:,}; without either: {missing.both:,}."
+            )
+        tables.append(
+            Table(
+                key=key,
+                title=title,
+                columns=columns,
+                rows=tuple(tuple(_cell(v) for v in row[: len(columns)]) for row in rows),
+                total=int(rows[0].total) if rows else 0,
+                query=query.format(crawl=crawl, run=run),
+                note=note,
+            )
+        )
+    return tables
+
+
+async def gather(db: Database, crawl_name: str | None, run_id: int | None) -> ReportData:
+    """Everything the report of `run_id` (default: the crawl's latest run) shows."""
+    target = await resolve(db, crawl_name, run_id)
+    if target.run_id is None:
+        raise ConfigError(f"crawl {target.crawl!r} has no runs yet")
+    crawl, run = target.crawl_id, target.run_id
+    async with db.transaction() as session:
+        summary = await _summary(session, crawl, run)
+        statuses = [
+            Count("none" if r.status is None else str(r.status), int(r.n))
+            for r in (await session.execute(_STATUSES, {"run": run})).all()
+        ]
+        histogram = await _histogram(session, run)
+        depths = await _counts(session, _DEPTHS, {"crawl": crawl})
+        types = await _counts(session, _CONTENT_TYPES, {"run": run})
+        kinds = await _counts(session, _ERROR_KINDS, {"run": run})
+        runs = [
+            RunOutcomes(r.id, r.started_at, r.new, r.changed, r.unchanged, r.gone)
+            for r in (
+                await session.execute(_RUNS, {"crawl": crawl, "run": run, "shown": RUNS_SHOWN})
+            ).all()
+        ]
+        tables = await _tables(session, crawl, run)
+    return ReportData(
+        summary=summary,
+        generated_at=datetime.now(UTC),
+        statuses=tuple(statuses),
+        response_times=histogram,
+        depths=tuple(depths),
+        content_types=_top(types, CONTENT_TYPES_SHOWN),
+        error_kinds=tuple(kinds),
+        runs=tuple(runs),
+        tables=tuple(tables),
+    )
