@@ -2,14 +2,16 @@
 
 No pyplot (no global figure state, no GUI backend): each chart is a `Figure` saved by the
 SVG backend. Text stays text (`svg.fonttype: none`), so no font is embedded and the page's
-own font draws it; ids inside each SVG are salted with the chart's name, so several SVGs in
-one page never share an id and the output is the same for the same data. An empty chart
+own font draws it; every id inside an SVG is prefixed with the chart's name, so several SVGs
+in one page never share one, and hashed ids are salted with it, so the same data gives the
+same page. An empty chart
 says so in words rather than showing blank axes.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,8 +61,14 @@ def _svg(fig: Figure, name: str) -> str:
     with matplotlib.rc_context({"svg.hashsalt": f"crawler-report-{name}"}):
         fig.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = out.getvalue()
-    # Drop the XML prolog and doctype: the <svg> element goes inline into HTML.
-    return text[text.index("<svg") :]
+    # Drop the XML prolog and doctype: the <svg> element goes inline into HTML, where every
+    # figure's "figure_1", "patch_1"... would clash: prefix each id and each reference to one.
+    text = text[text.index("<svg") :]
+    return _REFERENCE.sub(lambda m: f"{m[1]}{name}-{m[2]}", text)
+
+
+# id="x", href="#x" (xlink:href too) and url(#x).
+_REFERENCE = re.compile(r'(\bid="|href="#|url\(#)([^")]+)')
 
 
 def _empty(fig: Figure, message: str) -> None:

@@ -1,0 +1,130 @@
+"""The report's queries (crawler.db.report_queries) on the fixture site crawled twice: every
+chart's counts, the tables' rows, anchors and totals, the cap on rows, and a broken_links
+view that already has an anchor column (as a later migration may give it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from crawler.config import load_settings
+from crawler.db import report_queries
+from crawler.db.database import Database
+from crawler.errors import ConfigError
+from crawler.report.data import Count, ReportData, Table
+from crawler.run import crawl
+from tests.site import EXPECTED_HTML, serve_site
+
+pytestmark = pytest.mark.db
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture
+async def crawled(db_url: str) -> AsyncIterator[tuple[Database, str, list[int]]]:
+    """(database, site base URL, run ids) after two crawls of the fixture site."""
+    async with serve_site() as base:
+        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
+        runs = [(await crawl(settings)).run_id, (await crawl(settings)).run_id]
+    db = Database(db_url)
+    try:
+        yield db, base, runs
+    finally:
+        await db.dispose()
+
+
+def _table(data: ReportData, key: str) -> Table:
+    return next(t for t in data.tables if t.key == key)
+
+
+def _broken(data: ReportData, base: str) -> set[tuple[object, ...]]:
+    rows = _table(data, "broken_links").rows
+    return {(r[0].removeprefix(base), r[1].removeprefix(base), *r[2:]) for r in rows}  # type: ignore[union-attr]
+
+
+KNOWN_BROKEN = {
+    ("/", "/missing.html", "404", "Missing", 1),
+    ("/b.html", "/missing.html", "404", "Missing again", 1),
+}
+
+
+async def test_the_latest_run(crawled) -> None:
+    db, base, runs = crawled
+    data = await report_queries.gather(db, None, None)
+    s = data.summary
+    assert (s.crawl, s.run_id, s.status, s.runs) == ("site", runs[1], "finished", 2)
+    assert s.pages == len(EXPECTED_HTML) == s.current_pages
+    assert s.errors == 2  # /missing.html (404) and /private/secret.html (robots)
+    assert s.fetches == sum(c.count for c in data.statuses)
+    assert s.duration_s > 0 and s.rate > 0
+    assert s.seeds == (base + "/",)
+    assert "database_url" not in s.settings and s.settings["name"] == "site"
+    assert Count("404", 1) in data.statuses and Count("none", 1) in data.statuses
+    responses = sum(c.count for c in data.statuses if c.label != "none")
+    assert sum(data.response_times.counts) + data.response_times.over == responses
+    assert sum(c.count for c in data.depths) == len(EXPECTED_HTML)
+    assert {c.label for c in data.content_types} == {"text/html", "application/pdf"}
+    assert {c.label: c.count for c in data.error_kinds} == {"http_status": 1, "robots": 1}
+    assert [(r.run_id, r.new, r.unchanged) for r in data.runs] == [
+        (runs[0], len(EXPECTED_HTML), 0),
+        (runs[1], 0, len(EXPECTED_HTML)),
+    ]
+    assert _broken(data, base) == KNOWN_BROKEN
+    broken = _table(data, "broken_links")
+    assert broken.total == 2
+    assert broken.query == f"SELECT * FROM broken_links WHERE crawl_id = {s.crawl_id}"
+    redirects = _table(data, "redirects")
+    assert redirects.rows == ((f"{base}/moved → {base}/target.html", 1, 200),)
+    assert _table(data, "slowest_pages").total == len(EXPECTED_HTML)
+    assert _table(data, "largest_pages").rows[0][0] == base + "/"  # the home page is largest
+    missing = _table(data, "missing_metadata")
+    assert missing.total == len(EXPECTED_HTML) - 1  # all but the home page lack a description
+    assert "without a description: 5" in missing.note
+    assert _table(data, "orphan_pages").total == 0
+
+
+async def test_an_earlier_run_and_its_errors(crawled) -> None:
+    db, _, runs = crawled
+    data = await report_queries.gather(db, "site", runs[0])
+    assert data.summary.run_id == runs[0]
+    assert [r.run_id for r in data.runs] == [runs[0]]  # runs after it are not shown
+    with pytest.raises(ConfigError, match="no run 999"):
+        await report_queries.gather(db, "site", 999)
+    with pytest.raises(ConfigError, match="no crawl named"):
+        await report_queries.gather(db, "nope", None)
+
+
+async def test_tables_are_capped_with_their_total(crawled, monkeypatch) -> None:
+    db, _, _ = crawled
+    monkeypatch.setattr(report_queries, "TABLE_ROWS", 1)
+    data = await report_queries.gather(db, None, None)
+    for key in ("broken_links", "slowest_pages", "largest_pages", "missing_metadata"):
+        table = _table(data, key)
+        assert len(table.rows) == 1 < table.total, key
+
+
+async def test_a_broken_links_view_with_anchor_text(crawled, db_url: str) -> None:
+    """A later migration may add position and anchor_text to broken_links: same report."""
+    db, base, _ = crawled
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        definition = await conn.fetchval("SELECT pg_get_viewdef('broken_links'::regclass)")
+        widened = (
+            definition.rstrip()
+            .rstrip(";")
+            .replace("lf.run_id", 'lf.run_id, l."position", l.anchor_text', 1)
+        )
+        await conn.execute(f"CREATE OR REPLACE VIEW broken_links AS {widened}")
+        columns = await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'broken_links'::regclass "
+            "AND attnum > 0"
+        )
+        assert "anchor_text" in {c["attname"] for c in columns}
+    finally:
+        await conn.close()
+    data = await report_queries.gather(db, None, None)
+    assert _broken(data, base) == KNOWN_BROKEN
