@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,10 +28,13 @@ from crawler.report.charts import CHARTS
 from crawler.run import crawl
 from tests.site import serve_site
 
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
+
 pytestmark = pytest.mark.db
 
 CHILD_TIMEOUT = 60.0
-LAPTOP = {"width": 1280, "height": 800}
+LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 CHROMIUM_ARGS = [
     "--no-sandbox",  # as root Chromium's sandbox cannot start
     "--disable-gpu",
