@@ -4,8 +4,10 @@ Every chart is a GROUP BY (response times binned with `width_bucket`) and every 
 its first `TABLE_ROWS` rows with its total from a window count, so the report reads the
 same few hundred rows whatever the size of the crawl. Tables read the public views
 (README "Views") and each carries the `crawler sql` query that lists all of its rows.
-The broken links' anchor text is looked up in `links` for the rows shown, so the query
-works whether or not the `broken_links` view has an anchor column.
+Broken links are the `broken_links` view's rows found in one pass over the links
+(`page_links`), with their anchor text, so the query needs no anchor column in the view.
+JIT compilation is off for the report's transaction: the planner cannot see how many links
+an array holds, overestimates, and would spend seconds compiling one-off statements.
 """
 
 from __future__ import annotations
@@ -104,24 +106,41 @@ _RUNS = text(
 
 # Each table: (key, title, note, columns, SQL of the first rows with a `total` column,
 # SQL for `crawler sql`). The first-rows SQL takes :crawl, :run and :limit.
+# The rows of the broken_links view, with each link's anchor text, in one pass over the
+# links: the URLs whose latest fetch in the crawl failed are few, so they are found first
+# (through the index on fetches.url) and each link is looked up in them. (The view itself
+# sorts every link of the crawl by target to join them.)
 _BROKEN = """
-    SELECT t.source_url, t.target_url, coalesce(t.status::text, t.error_kind) AS status,
-           a.anchor_text, t.links, t.total
-    FROM (
-        SELECT b.source_url, b.target_url, b.status, b.error_kind, b.links,
-               count(*) OVER () AS total,
-               sum(b.links) OVER (PARTITION BY b.target_url) AS weight
-        FROM (SELECT source_url, target_url, status, error_kind, count(*) AS links
-              FROM broken_links WHERE crawl_id = :crawl
-              GROUP BY source_url, target_url, status, error_kind) b
-        ORDER BY weight DESC, b.target_url, b.source_url
+    WITH failed AS MATERIALIZED (
+        SELECT f.url, f.status, f.error_kind
+        FROM fetches f JOIN crawl_runs r ON r.id = f.run_id
+        WHERE r.crawl_id = :crawl AND f.error_kind IS NOT NULL AND f.error_kind <> 'robots'
+          AND NOT EXISTS (
+              SELECT 1 FROM fetches g JOIN crawl_runs s ON s.id = g.run_id
+              WHERE g.url = f.url AND g.id > f.id AND s.crawl_id = r.crawl_id
+          )
+    ), hits AS (
+        SELECT p.url AS source_url, l.target_url, min(l.position) AS position,
+               count(*) AS links
+        FROM pages p
+        JOIN page_links pl ON pl.page_id = p.id
+        CROSS JOIN LATERAL unnest(pl.target_urls) WITH ORDINALITY AS l(target_url, position)
+        WHERE p.crawl_id = :crawl AND p.gone_at IS NULL
+          AND l.target_url IN (SELECT url FROM failed)
+        GROUP BY p.url, l.target_url
+    ), ranked AS (
+        SELECT h.*, count(*) OVER () AS total,
+               sum(h.links) OVER (PARTITION BY h.target_url) AS weight
+        FROM hits h
+        ORDER BY weight DESC, h.target_url, h.source_url
         LIMIT :limit
-    ) t
-    LEFT JOIN LATERAL (
-        SELECT l.anchor_text FROM pages p JOIN links l ON l.page_id = p.id
-        WHERE p.crawl_id = :crawl AND p.url = t.source_url AND l.target_url = t.target_url
-        ORDER BY l.position LIMIT 1
-    ) a ON true
+    )
+    SELECT t.source_url, t.target_url, coalesce(f.status::text, f.error_kind) AS status,
+           pl.anchor_texts[t.position] AS anchor_text, t.links, t.total
+    FROM ranked t
+    JOIN failed f ON f.url = t.target_url
+    JOIN pages p ON p.crawl_id = :crawl AND p.url = t.source_url
+    JOIN page_links pl ON pl.page_id = p.id
     ORDER BY t.weight DESC, t.target_url, t.source_url
 """
 _REDIRECTS = """
@@ -326,6 +345,7 @@ async def gather(db: Database, crawl_name: str | None, run_id: int | None) -> Re
         raise ConfigError(f"crawl {target.crawl!r} has no runs yet")
     crawl, run = target.crawl_id, target.run_id
     async with db.transaction() as session:
+        await session.execute(text("SET LOCAL jit = off"))
         summary = await _summary(session, crawl, run)
         statuses = [
             Count("none" if r.status is None else str(r.status), int(r.n))
