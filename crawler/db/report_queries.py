@@ -5,7 +5,8 @@ its first `TABLE_ROWS` rows with its total from a window count, so the report re
 same few hundred rows whatever the size of the crawl. Tables read the public views
 (README "Views") and each carries the `crawler sql` query that lists all of its rows.
 Broken links are the `broken_links` view's rows found in one pass over the links
-(`page_links`), with their anchor text, so the query needs no anchor column in the view.
+(`page_links`) against the array of failed URLs, with their anchor text, so the query needs
+no anchor column in the view.
 JIT compilation is off for the report's transaction: the planner cannot see how many links
 an array holds, overestimates, and would spend seconds compiling one-off statements.
 """
@@ -106,41 +107,49 @@ _RUNS = text(
 
 # Each table: (key, title, note, columns, SQL of the first rows with a `total` column,
 # SQL for `crawler sql`). The first-rows SQL takes :crawl, :run and :limit.
-# The rows of the broken_links view, with each link's anchor text, in one pass over the
-# links: the URLs whose latest fetch in the crawl failed are few, so they are found first
-# (through the index on fetches.url) and each link is looked up in them. (The view itself
-# sorts every link of the crawl by target to join them.)
+# The URLs whose latest fetch in the crawl failed (the broken_links view's targets): few,
+# found from the failed fetches through the index on fetches.url.
+_FAILED_URLS = text(
+    """
+    SELECT coalesce(array_agg(f.url), '{}') FROM fetches f JOIN crawl_runs r ON r.id = f.run_id
+    WHERE r.crawl_id = :crawl AND f.error_kind IS NOT NULL AND f.error_kind <> 'robots'
+      AND NOT EXISTS (
+          SELECT 1 FROM fetches g JOIN crawl_runs s ON s.id = g.run_id
+          WHERE g.url = f.url AND g.id > f.id AND s.crawl_id = r.crawl_id
+      )
+    """
+)
+# The broken_links view's rows with their anchor text, in one pass over the links: each
+# link's target is looked up in the array of failed URLs (hashed by the executor; as a
+# join, the planner, which cannot see how many links an array holds, may nest it).
 _BROKEN = """
-    WITH failed AS MATERIALIZED (
-        SELECT f.url, f.status, f.error_kind
-        FROM fetches f JOIN crawl_runs r ON r.id = f.run_id
-        WHERE r.crawl_id = :crawl AND f.error_kind IS NOT NULL AND f.error_kind <> 'robots'
-          AND NOT EXISTS (
-              SELECT 1 FROM fetches g JOIN crawl_runs s ON s.id = g.run_id
-              WHERE g.url = f.url AND g.id > f.id AND s.crawl_id = r.crawl_id
-          )
-    ), hits AS (
-        SELECT p.url AS source_url, l.target_url, min(l.position) AS position,
-               count(*) AS links
+    WITH hits AS MATERIALIZED (
+        SELECT pl.page_id, l.target_url, l.position
         FROM pages p
         JOIN page_links pl ON pl.page_id = p.id
         CROSS JOIN LATERAL unnest(pl.target_urls) WITH ORDINALITY AS l(target_url, position)
         WHERE p.crawl_id = :crawl AND p.gone_at IS NULL
-          AND l.target_url IN (SELECT url FROM failed)
-        GROUP BY p.url, l.target_url
+          AND l.target_url = ANY(CAST(:failed AS text[]))
+    ), pairs AS (
+        SELECT page_id, target_url, min(position) AS position, count(*) AS links
+        FROM hits GROUP BY page_id, target_url
     ), ranked AS (
-        SELECT h.*, count(*) OVER () AS total,
+        SELECT h.page_id, p.url AS source_url, h.target_url, h.position, h.links,
+               count(*) OVER () AS total,
                sum(h.links) OVER (PARTITION BY h.target_url) AS weight
-        FROM hits h
-        ORDER BY weight DESC, h.target_url, h.source_url
+        FROM pairs h JOIN pages p ON p.id = h.page_id
+        ORDER BY weight DESC, h.target_url, p.url
         LIMIT :limit
     )
-    SELECT t.source_url, t.target_url, coalesce(f.status::text, f.error_kind) AS status,
+    SELECT t.source_url, t.target_url, coalesce(lf.status::text, lf.error_kind) AS status,
            pl.anchor_texts[t.position] AS anchor_text, t.links, t.total
     FROM ranked t
-    JOIN failed f ON f.url = t.target_url
-    JOIN pages p ON p.crawl_id = :crawl AND p.url = t.source_url
-    JOIN page_links pl ON pl.page_id = p.id
+    JOIN page_links pl ON pl.page_id = t.page_id
+    CROSS JOIN LATERAL (
+        SELECT f.status, f.error_kind FROM fetches f JOIN crawl_runs r ON r.id = f.run_id
+        WHERE r.crawl_id = :crawl AND f.url = t.target_url
+        ORDER BY f.id DESC LIMIT 1
+    ) lf
     ORDER BY t.weight DESC, t.target_url, t.source_url
 """
 _REDIRECTS = """
@@ -314,7 +323,8 @@ async def _summary(session: AsyncSession, crawl_id: int, run: int) -> Summary:
 
 
 async def _tables(session: AsyncSession, crawl: int, run: int) -> list[Table]:
-    params = {"crawl": crawl, "run": run, "limit": TABLE_ROWS}
+    failed = (await session.execute(_FAILED_URLS, {"crawl": crawl})).scalar_one()
+    params = {"crawl": crawl, "run": run, "limit": TABLE_ROWS, "failed": failed}
     missing = (await session.execute(_MISSING_COUNTS, {"crawl": crawl})).one()
     tables = []
     for key, title, note, columns, first_rows, query in _TABLES:
