@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from crawler.config import load_settings
-from crawler.db import report_queries
+from crawler.db import report_queries, report_tables
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.report.data import Count, ReportData, Table
@@ -100,7 +100,7 @@ async def test_an_earlier_run_and_its_errors(crawled) -> None:
 
 async def test_tables_are_capped_with_their_total(crawled, monkeypatch) -> None:
     db, _, _ = crawled
-    monkeypatch.setattr(report_queries, "TABLE_ROWS", 1)
+    monkeypatch.setattr(report_tables, "TABLE_ROWS", 1)
     data = await report_queries.gather(db, None, None)
     for key in ("broken_links", "slowest_pages", "largest_pages", "missing_metadata"):
         table = _table(data, key)
@@ -133,3 +133,53 @@ async def test_broken_links_are_the_views_rows(crawled, db_url: str) -> None:
         await conn.close()
     data = await report_queries.gather(db, None, None)
     assert _broken(data, base) == KNOWN_BROKEN
+
+
+async def _drop_links(conn: asyncpg.Connection, source: str, target: str) -> None:
+    """Take the links from `source` to `target` out of page_links (parallel arrays)."""
+    row = await conn.fetchrow(
+        "SELECT pl.* FROM page_links pl JOIN pages p ON p.id = pl.page_id WHERE p.url = $1", source
+    )
+    kept = [i for i, url in enumerate(row["target_urls"]) if url != target]
+    await conn.execute(
+        "UPDATE page_links SET target_urls = $2, anchor_texts = $3, nofollow = $4 "
+        "WHERE page_id = $1",
+        row["page_id"],
+        [row["target_urls"][i] for i in kept],
+        [row["anchor_texts"][i] for i in kept],
+        [row["nofollow"][i] for i in kept],
+    )
+
+
+async def _orphans_agree(db: Database, conn: asyncpg.Connection) -> set[str]:
+    view = {r["url"] for r in await conn.fetch("SELECT url FROM orphan_pages")}
+    data = await report_queries.gather(db, None, None)
+    table = _table(data, "orphan_pages")
+    assert {str(r[0]) for r in table.rows} == view and table.total == len(view)
+    return view
+
+
+async def test_orphan_pages_are_the_views_rows(crawled, db_url: str) -> None:
+    """The report's own query for orphans gives the view's rows: pages nothing else links
+    to, directly or through a redirect, with links to themselves not counting."""
+    db, base, _ = crawled
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        assert await _orphans_agree(db, conn) == set()
+        await _drop_links(conn, base + "/", base + "/a.html?x=1")  # linked from / only
+        assert await _orphans_agree(db, conn) == {base + "/a.html?x=1"}
+        # /target.html is linked only through /moved (a redirect), from / alone.
+        await _drop_links(conn, base + "/", base + "/moved")
+        assert await _orphans_agree(db, conn) == {base + "/a.html?x=1", base + "/target.html"}
+        # A page's links to itself, directly or through a redirect to it, do not count.
+        await conn.execute(
+            "UPDATE page_links SET target_urls = ARRAY[$2, $3], anchor_texts = ARRAY['', ''], "
+            "nofollow = ARRAY[false, false] "
+            "WHERE page_id = (SELECT id FROM pages WHERE url = $1)",
+            base + "/target.html",
+            base + "/target.html",
+            base + "/moved",
+        )
+        assert await _orphans_agree(db, conn) == {base + "/a.html?x=1", base + "/target.html"}
+    finally:
+        await conn.close()
