@@ -57,6 +57,8 @@ def register(app: typer.Typer) -> None:
         from crawler import report as report_package
 
         report_package.require()
+        if not out.parent.is_dir():
+            raise ConfigError(f"cannot write {out}: there is no folder {out.parent}")
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
 
         from crawler.db import report_queries
