@@ -52,7 +52,7 @@ async def test_nothing_to_report(db_url: str, tmp_path: Path, args, message) -> 
     out = tmp_path / "report.html"
     code, err = await _report("--out", str(out), *args, db_url=db_url)
     assert (code, err) == (2, message)
-    assert os.listdir(tmp_path) == []  # noqa: ASYNC240 (a test, after the child ended)
+    assert os.listdir(tmp_path) == []
 
 
 async def test_a_folder_that_is_not_there(db_url: str, tmp_path: Path) -> None:
