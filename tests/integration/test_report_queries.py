@@ -62,7 +62,7 @@ async def test_the_latest_run(crawled) -> None:
     assert s.fetches == sum(c.count for c in data.statuses)
     assert s.duration_s > 0 and s.rate > 0
     assert s.seeds == (base + "/",)
-    assert "database_url" not in s.settings and s.settings["name"] == "site"
+    assert "database_url" not in s.settings and s.settings["concurrency"] > 0
     assert Count("404", 1) in data.statuses and Count("none", 1) in data.statuses
     responses = sum(c.count for c in data.statuses if c.label != "none")
     assert sum(data.response_times.counts) + data.response_times.over == responses
