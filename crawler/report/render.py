@@ -60,7 +60,17 @@ def render(data: ReportData) -> str:
     """The report as one self-contained HTML document."""
     svgs = charts.draw(data)
     figures = [
-        {"id": key, "title": title, "caption": caption, "svg": Markup(svgs[key])}
+        {
+            "id": key,
+            "title": title,
+            "caption": caption,
+            # Named by its heading for screen readers.
+            "svg": Markup(
+                svgs[key].replace(
+                    "<svg ", f'<svg role="img" aria-labelledby="chart-title-{key}" ', 1
+                )
+            ),
+        }
         for key, title, caption in charts.CHARTS
     ]
     template = _environment().get_template("report.html.j2")
