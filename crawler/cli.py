@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import __version__, cli_help, cli_maintenance, cli_reports, cli_search, cli_sql
+from crawler import (
+    __version__,
+    cli_help,
+    cli_maintenance,
+    cli_report,
+    cli_reports,
+    cli_search,
+    cli_sql,
+)
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
 from crawler.errors import ConfigError, CrawlerError
@@ -261,6 +269,7 @@ def db_upgrade(
 
 cli_sql.register(app)
 cli_reports.register(app)
+cli_report.register(app)
 cli_maintenance.register(app)
 cli_search.register(app, db_app)
 

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
     "crawler.encoding": 1,  # which codec decodes an HTML body
     "crawler.cells": 1,  # how `crawler sql` shows a value
+    "crawler.report": 1,  # report records -> one HTML string (matplotlib, Jinja2); no I/O
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.db": 2,
@@ -56,6 +57,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli": 5,
     "crawler.display": 5,
     "crawler.cli_reports": 5,
+    "crawler.cli_report": 5,
     "crawler.cli_maintenance": 5,
     "crawler.cli_options": 5,
     "crawler.cli_search": 5,
@@ -63,7 +65,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_help": 5,
     "crawler.__main__": 5,
 }
-SUBPACKAGES = ("crawler.db",)
+SUBPACKAGES = ("crawler.db", "crawler.report")
 LAYER_NAMES = {
     0: "foundations",
     1: "pure logic",
@@ -81,6 +83,8 @@ OWNERS: dict[str, str] = {
     "sqlalchemy": "crawler.db",
     "alembic": "crawler.db",
     "asyncpg": "crawler.db",
+    "matplotlib": "crawler.report",
+    "jinja2": "crawler.report",
 }
 CLI = "crawler.cli"
 CLI_IMPORTERS = frozenset({"crawler.__main__"})
