@@ -1,0 +1,69 @@
+"""Fixtures of the render tests: the system's Chromium (or a skip, or under CI a failure),
+the fixture site on 127.0.0.1, a second server on 127.0.0.2 that nothing may reach, and a
+renderer with short caps whose rules trust only the site's own host."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.render.site import Site, start
+
+from crawler.fetch import AddressPolicy
+from crawler.render.chromium import find_browser
+from crawler.render.contract import RenderOptions
+from crawler.render.guard import BrowserRules
+
+
+def need_browser() -> str:
+    """The Chromium to test with. Missing: a skip, but a failure under CI=true."""
+    why = None
+    if importlib.util.find_spec("playwright") is None:
+        why = "Playwright is not installed (pip install -e '.[test]')"
+    else:
+        found = find_browser(os.environ.get("CRAWLER_TEST_BROWSER"))
+        if found is not None:
+            return found
+        why = "no Chromium on PATH (apt install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"render tests need a browser under CI: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def chromium() -> str:
+    return need_browser()
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[tuple[Site, str]]:
+    """The fixture site and its base URL (no trailing slash)."""
+    fixture = Site()
+    other = await start(Site(), host="127.0.0.2")
+    fixture.other = str(other.make_url("")).rstrip("/")
+    server = await start(fixture)
+    try:
+        yield fixture, str(server.make_url("")).rstrip("/")
+    finally:
+        fixture.stop.set()
+        await server.close()
+        await other.close()
+
+
+def rules_for(robots_disallow: str = "/robots-disallowed/") -> BrowserRules:
+    async def robots(url: str) -> bool:
+        return robots_disallow not in url
+
+    return BrowserRules(AddressPolicy.of(hosts=["127.0.0.1"]), robots=robots)
+
+
+def options(chromium: str, **overrides: float) -> RenderOptions:
+    values: dict[str, float] = {
+        "navigation_timeout": 10.0,
+        "settle_timeout": 3.0,
+        "read_timeout": 3.0,
+    }
+    values.update(overrides)
+    return RenderOptions(browser_path=chromium, **values)  # type: ignore[arg-type]
