@@ -9,12 +9,12 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.render.site import Site, start
 
 from crawler.fetch import AddressPolicy
 from crawler.render.chromium import find_browser
 from crawler.render.contract import RenderOptions
 from crawler.render.guard import BrowserRules
+from tests.render.site import Site, start
 
 
 def need_browser() -> str:

@@ -79,11 +79,13 @@ async def test_static_page_is_left_alone_in_auto(chromium: str, site: tuple[Site
     _, base = site
     url = base + "/static"
     renderer = BrowserRenderer(options(chromium), rules_for())
-    async with Fetcher(Settings(seeds=(url,))) as plain:
-        async with RenderingFetcher(
+    async with (
+        Fetcher(Settings(seeds=(url,))) as plain,
+        RenderingFetcher(
             plain, RenderMode.AUTO, options(chromium), rules_for(), renderer=renderer
-        ) as fetcher:
-            result = await fetcher.fetch(url)
+        ) as fetcher,
+    ):
+        result = await fetcher.fetch(url)
     assert not isinstance(result, RenderedResult)
     assert renderer.renders == 0 and renderer.workdir is None  # no browser was started
 
