@@ -5,7 +5,7 @@ Owns the browser's private working folder and the launch recipe; knows nothing o
 - `find_browser`: the executable, given (`--browser-path`) or found on PATH.
 - `chromium_args`: the flags; `--no-sandbox` only as root (the sandbox needs an unprivileged
   user), no remote-debugging port (Playwright talks to the browser over a pipe).
-- `Workdir`: a 0700 folder per process (`crawler-render-<pid>-*` in the temp folder) that
+- `Workdir`: a 0700 folder per process (`crawler-render-<pid>-*` in `temp_root()`) that
   holds the profile Playwright makes and a launcher script. The launcher asks the kernel to
   SIGKILL Chromium when its parent, Playwright's driver, dies (`PR_SET_PDEATHSIG`), then
   execs Chromium: when the crawler is killed with SIGKILL, the driver sees its stdin close
@@ -25,7 +25,14 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["CHROMIUM_FLAGS", "Workdir", "chromium_args", "find_browser", "sweep_stale"]
+__all__ = [
+    "CHROMIUM_FLAGS",
+    "Workdir",
+    "chromium_args",
+    "find_browser",
+    "sweep_stale",
+    "temp_root",
+]
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (
@@ -41,6 +48,7 @@ CHROMIUM_FLAGS = (
     "--mute-audio",
 )
 PREFIX = "crawler-render-"
+MAX_ROOT = 40
 # Python, in the launcher: die with the parent (the driver), unless it is already gone.
 _LAUNCHER = (
     "import ctypes, os, signal, sys\n"
@@ -88,11 +96,21 @@ def sweep_stale(tmp: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
+def temp_root() -> Path:
+    """Where working folders go: the temp folder, or /tmp when its path is too long for the
+    browser's sockets (a Unix socket path has at most 107 bytes; Chromium puts one three
+    levels below)."""
+    tmp = Path(tempfile.gettempdir())
+    if len(str(tmp)) > MAX_ROOT and Path("/tmp").is_dir():
+        return Path("/tmp")
+    return tmp
+
+
 class Workdir:
     """The browser's private folder: 0700, removed at close."""
 
     def __init__(self) -> None:
-        tmp = Path(tempfile.gettempdir())
+        tmp = temp_root()
         sweep_stale(tmp)
         self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=tmp))
         os.chmod(self.path, 0o700)
