@@ -12,7 +12,9 @@ asked twice), lets the page run until DOMContentLoaded (`navigation_timeout`), t
 the network is idle (`settle_timeout`), and returns the DOM as a `RenderedResult`. Every
 other request goes through `RequestRules` and a per-page cap; images, media and fonts are
 refused; further navigations of the tab, popups, dialogs and downloads are refused or
-dismissed; service workers are blocked (their requests would bypass the rules). Failures
+dismissed; service workers are blocked (their requests would bypass the rules). WebSockets
+are refused: the request rules do not see them, a page served from the static fetch could
+not open them anyway (Chromium fails them, as tried), and they keep a page busy. Failures
 become `render_timeout` / `render_failed` results, never exceptions, except
 `BrowserUnavailable` when no browser can be started.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from playwright.async_api import (
     Playwright,
     Request,
     Route,
+    WebSocketRoute,
     async_playwright,
 )
 from playwright.async_api import Error as PlaywrightError
@@ -54,6 +58,7 @@ from crawler.render.contract import (
 __all__ = ["BLOCKED_TYPES", "BrowserRenderer"]
 
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
+_ANY = re.compile(".*")
 _CLOSE_SECONDS = 10.0
 _MESSAGE_MAX = 300
 
@@ -193,6 +198,7 @@ class BrowserRenderer:
             page = await context.new_page()
             tab = _Tab(context, page)
             await context.route("**/*", lambda route, request: self._route(tab, route, request))
+            await context.route_web_socket(_ANY, lambda ws: self._route_socket(tab, ws))
             context.on("page", lambda other: None if other is page else _spawn(other.close()))
             page.on("dialog", _dismiss)
             page.set_default_timeout(o.navigation_timeout * 1000)
@@ -230,6 +236,9 @@ class BrowserRenderer:
             tab = await self._take_tab()
             try:
                 return await self._render_in(tab, static)
+            except BaseException:  # cancelled half-way: the tab is in an unknown state
+                tab.spoiled = True
+                raise
             finally:
                 self._give_back(tab)
 
@@ -305,7 +314,9 @@ class BrowserRenderer:
                 await route.abort("blockedbyclient")
                 return
             if request.is_navigation_request() and request.frame.parent_frame is None:
-                if document is not None and not tab.served and request.url == document.final_url:
+                # The tab's first navigation is the goto to the document (Chromium may spell
+                # its URL otherwise: an IDN, escapes): answer it with the static body.
+                if document is not None and not tab.served:
                     tab.served = True
                     await route.fulfill(
                         status=document.status or 200,
@@ -333,6 +344,12 @@ class BrowserRenderer:
             await route.continue_()
         except PlaywrightError:
             return  # the page closed while deciding: nothing to do
+
+    async def _route_socket(self, tab: _Tab, ws: WebSocketRoute) -> None:
+        """A WebSocket of a tab's page: refused (see the module's docstring)."""
+        tab.refused += 1
+        with contextlib.suppress(PlaywrightError):
+            await ws.close()
 
 
 async def _dismiss(dialog: Dialog) -> None:

@@ -46,6 +46,8 @@ CHROMIUM_FLAGS = (
     "--disable-breakpad",
     "--no-default-browser-check",
     "--mute-audio",
+    # WebRTC would reach addresses that no request rule sees.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 )
 PREFIX = "crawler-render-"
 MAX_ROOT = 40

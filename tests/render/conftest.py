@@ -40,8 +40,9 @@ def chromium() -> str:
 @pytest.fixture
 async def site() -> AsyncIterator[tuple[Site, str]]:
     """The fixture site and its base URL (no trailing slash)."""
-    fixture = Site()
-    other = await start(Site(), host="127.0.0.2")
+    fixture, other_site = Site(), Site()
+    fixture.other_hits = other_site.hits
+    other = await start(other_site, host="127.0.0.2")
     fixture.other = str(other.make_url("")).rstrip("/")
     server = await start(fixture)
     try:

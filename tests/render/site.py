@@ -89,19 +89,34 @@ IMAGES = """<!doctype html><html><body><div id="root"></div>
 </body></html>"""
 
 
-def private_page(other: str) -> str:
-    """A page whose script asks for its own API, another private address and the metadata one."""
-    return f"""<!doctype html><html><body><div id="root"></div><script>
+PRIVATE = """<!doctype html><html><body><div id="root"></div><script>
 const root = document.getElementById("root");
-function note(name, ok) {{
+function note(name, ok) {
   const p = document.createElement("p"); p.textContent = name + ":" + ok; root.append(p);
-}}
+}
 fetch("/api/items").then(() => note("own", "ok"), () => note("own", "refused"));
-fetch("{other}/secret").then(() => note("other", "ok"), () => note("other", "refused"));
+fetch("OTHER/secret").then(() => note("other", "ok"), () => note("other", "refused"));
 fetch("http://169.254.169.254/latest/meta-data/").then(
   () => note("metadata", "ok"), () => note("metadata", "refused"));
 fetch("/robots-disallowed/data").then(() => note("robots", "ok"), () => note("robots", "refused"));
+function socket(name, url) {
+  let opened = false;
+  const ws = new WebSocket(url);
+  ws.onmessage = () => { opened = true; note(name, "ok"); ws.close(); };
+  ws.onclose = () => { if (!opened) note(name, "refused"); };
+}
+socket("ownws", location.origin.replace("http", "ws") + "/ws");
+socket("otherws", "OTHER/ws".replace("http", "ws"));
+const work = "fetch('OTHER/worker').then(() => postMessage('ok'), () => postMessage('refused'))";
+const worker = new Worker(URL.createObjectURL(new Blob([work], {type: "text/javascript"})));
+worker.onmessage = e => note("worker", e.data);
 </script></body></html>"""
+
+
+def private_page(other: str) -> str:
+    """A page whose scripts ask for their own host, another private address, the metadata
+    address and a path robots.txt disallows, by fetch, WebSocket and from a worker."""
+    return PRIVATE.replace("OTHER", other)
 
 
 @dataclass
@@ -110,6 +125,7 @@ class Site:
 
     hits: Counter[str] = field(default_factory=Counter)
     other: str = ""  # a second server, on another private address, that nothing should reach
+    other_hits: Counter[str] = field(default_factory=Counter)  # its hits
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
@@ -128,6 +144,7 @@ class Site:
         app.router.add_get("/private", self._private)
         app.router.add_get("/api/items", self._items)
         app.router.add_get("/poll", self._poll)
+        app.router.add_get("/ws", self._socket)
         app.router.add_get("/{tail:.*}", self._other)
         return app
 
@@ -154,6 +171,14 @@ class Site:
         except TimeoutError:
             pass
         return web.Response(text="{}", content_type="application/json")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        self.hits[request.path] += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("hi")
+        await ws.close()
+        return ws
 
     async def _other(self, request: web.Request) -> web.Response:
         self.hits[request.path] += 1

@@ -146,8 +146,11 @@ async def test_private_addresses_and_robots_are_refused_inside_the_browser(
     assert "other:refused" in text  # 127.0.0.2: another private address
     assert "metadata:refused" in text
     assert "robots:refused" in text
+    assert "ownws:refused" in text and "otherws:refused" in text  # WebSockets: never
+    assert "worker:refused" in text
     assert fixture.hits["/robots-disallowed/data"] == 0
-    assert result.refused >= 3
+    assert not fixture.other_hits, fixture.other_hits
+    assert result.refused >= 6
     assert result.subrequests == 1
 
 
