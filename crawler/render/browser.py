@@ -60,6 +60,7 @@ __all__ = ["BLOCKED_TYPES", "BrowserRenderer"]
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
 _ANY = re.compile(".*")
 _CLOSE_SECONDS = 10.0
+MAX_LAUNCHES = 5  # a browser that keeps crashing is given up
 _MESSAGE_MAX = 300
 
 
@@ -91,6 +92,7 @@ class BrowserRenderer:
         self._browser: Browser | None = None
         self._workdir: Workdir | None = None
         self._closed = False
+        self._launches = 0
         self.renders = 0
 
     async def __aenter__(self) -> BrowserRenderer:
@@ -117,6 +119,9 @@ class BrowserRenderer:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             await self._stop_browser()
+            if self._launches >= MAX_LAUNCHES:
+                raise BrowserUnavailable(f"the browser was lost {self._launches} times")
+            self._launches += 1
             try:
                 self._browser = await self._start()
             except PlaywrightError as exc:
@@ -140,6 +145,8 @@ class BrowserRenderer:
                 )
         self._workdir = Workdir()
         # Playwright's driver puts the browser profile in its temp folder: make that ours.
+        # (The driver copies the environment when it starts, at the top of start(); Python's
+        # own tempfile has cached its folder already.)
         saved = os.environ.get("TMPDIR")
         os.environ["TMPDIR"] = str(self._workdir.path)
         try:

@@ -28,6 +28,7 @@ import psutil
 __all__ = [
     "CHROMIUM_FLAGS",
     "Workdir",
+    "as_root",
     "chromium_args",
     "find_browser",
     "sweep_stale",

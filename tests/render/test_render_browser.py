@@ -6,7 +6,14 @@ its private folder with it, when the renderer closes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
 import stat
+import tempfile
 import time
 
 import psutil
@@ -17,6 +24,7 @@ from crawler.fetch import Fetcher
 from crawler.parse import parse_html
 from crawler.records import FetchResult
 from crawler.render.browser import BrowserRenderer
+from crawler.render.chromium import as_root, chromium_args
 from crawler.render.contract import RenderedResult
 from crawler.render.fetcher import RenderingFetcher, RenderMode
 from tests.render.conftest import options, rules_for
@@ -164,3 +172,47 @@ async def test_images_media_and_fonts_are_not_fetched(
     assert (
         fixture.hits["/img.png"] == fixture.hits["/movie.mp4"] == fixture.hits["/font.woff2"] == 0
     )
+
+
+async def test_attaches_to_a_running_browser_over_cdp(
+    chromium: str, site: tuple[Site, str]
+) -> None:
+    _, base = site
+    profile = tempfile.mkdtemp(prefix="cdp", dir="/tmp")
+    sandbox = ["--no-sandbox"] if as_root() else []
+    proc = await asyncio.create_subprocess_exec(
+        chromium,
+        "--headless",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        *sandbox,
+        *chromium_args(),
+        "about:blank",
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        assert proc.stderr is not None
+        url = ""
+        async with asyncio.timeout(60):
+            while not url:
+                line = (await proc.stderr.readline()).decode()
+                assert line, "the browser ended before it listened"
+                if line.startswith("DevTools listening on "):
+                    url = line.split()[-1]
+        drain = asyncio.create_task(proc.stderr.read())
+        opts = dataclasses.replace(options(chromium), browser_path=None, cdp_url=url)
+        async with BrowserRenderer(opts, rules_for()) as renderer:
+            result = await renderer.render(await _static(base + "/spa"))
+        assert result.error_kind is None, result.error
+        assert ITEMS[-1]["text"] in (result.text or "")
+        assert proc.returncode is None  # an attached browser is left running
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        if drain is not None:
+            await drain
+        shutil.rmtree(profile, ignore_errors=True)
