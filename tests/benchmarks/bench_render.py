@@ -56,7 +56,7 @@ fetch("/api/p/" + n + ".json").then(r => r.json()).then(d => {
 </script></body></html>"""
 
 CRAWLEE = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 from crawlee import ConcurrencySettings
 from crawlee.crawlers import PlaywrightCrawler, PlaywrightCrawlingContext
 
@@ -65,7 +65,10 @@ async def main(seed: str, pages: int, concurrency: int, chromium: str) -> None:
         max_requests_per_crawl=pages,
         headless=True,
         browser_type="chromium",
-        browser_launch_options={"executable_path": chromium},
+        # The sandbox as ours: off only as root (Chromium refuses it then).
+        browser_launch_options={
+            "executable_path": chromium, "chromium_sandbox": os.geteuid() != 0,
+        },
         concurrency_settings=ConcurrencySettings(
             min_concurrency=concurrency, max_concurrency=concurrency,
             desired_concurrency=concurrency,
@@ -276,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     print(json.dumps({"pages": args.pages, "concurrency": args.concurrency, **results}, indent=2))
-    return 0 if all(r.get("exit") == 0 for r in results.values()) else 1
+    complete = all(r.get("exit") == 0 and r.get("pages") == args.pages for r in results.values())
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":
