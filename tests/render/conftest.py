@@ -1,4 +1,5 @@
-"""Fixtures of the render tests: the system's Chromium (or a skip, or under CI a failure),
+"""Fixtures of the render tests: the system's Chromium (or CRAWLER_TEST_BROWSER; missing: a
+skip, or under CI=true a failure),
 the fixture site on 127.0.0.1, a second server on 127.0.0.2 that nothing may reach, and a
 renderer with short caps whose rules trust only the site's own host."""
 
@@ -31,10 +32,11 @@ def need_browser() -> str:
     if importlib.util.find_spec("playwright") is None:
         why = "Playwright is not installed (pip install -e '.[test]')"
     else:
-        found = find_browser(os.environ.get("CRAWLER_TEST_BROWSER"))
+        given = os.environ.get("CRAWLER_TEST_BROWSER")
+        found = find_browser(given)
         if found is not None:
             return found
-        why = "no Chromium on PATH (apt install chromium)"
+        why = f"no browser at {given}" if given else "no Chromium on PATH (apt install chromium)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"render tests need a browser under CI: {why}")
     pytest.skip(why)
