@@ -1,7 +1,7 @@
 """Fixtures of the render tests: the system's Chromium (or CRAWLER_TEST_BROWSER; missing: a
-skip, or under CI=true a failure),
-the fixture site on 127.0.0.1, a second server on 127.0.0.2 that nothing may reach, and a
-renderer with short caps whose rules trust only the site's own host."""
+skip, or under CI=true a failure), the fixture site on 127.0.0.1, a second server on
+127.0.0.2 that nothing may reach, and a renderer with short caps whose rules trust only the
+site's own host."""
 
 from __future__ import annotations
 
