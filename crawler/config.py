@@ -25,6 +25,8 @@ from crawler.errors import ConfigError
 ENV_PREFIX = "CRAWLER_"
 DEFAULT_USER_AGENT = "crawler/0.1 (+a PostgreSQL web crawler)"
 LOG_FORMATS = ("text", "json")
+# --render: never, auto (when the static HTML looks client-rendered), always.
+RENDER_MODES = ("never", "auto", "always")
 DATABASE_URL_PROBLEM = "must start with postgresql:// or postgresql+asyncpg://"
 # CRAWLER_* variables that are not settings but are documented (README): never "unknown".
 OTHER_VARIABLES = frozenset({"CRAWLER_CONFIG", "CRAWLER_TEST_DATABASE_URL"})
@@ -93,8 +95,14 @@ class Settings:
     quiet: bool = False
     log_format: str = "text"
     extract: tuple[ExtractRule, ...] = ()
+    # Rendering pages that need JavaScript in headless Chromium (crawler.render).
+    render: str = "auto"
+    render_concurrency: int = 2
+    browser_path: str | None = None
+    browser_cdp_url: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_render()
         positive = ("concurrency", "host_concurrency", "connect_timeout", "read_timeout")
         for key in positive:
             if getattr(self, key) <= 0:
@@ -146,6 +154,22 @@ class Settings:
             object.__setattr__(self, "database_url", url)
         if not self.user_agent.strip():
             raise SettingError("user_agent", "must not be empty")
+
+    def _check_render(self) -> None:
+        if self.render not in RENDER_MODES:
+            raise ConfigError(f"--render must be one of {', '.join(RENDER_MODES)}")
+        if not 1 <= self.render_concurrency <= 32:
+            raise ConfigError("--render-concurrency must be between 1 and 32")
+        if self.browser_path is not None and self.browser_cdp_url is not None:
+            raise ConfigError("give --browser-path or --browser-cdp-url, not both")
+        if self.browser_path is not None and not self.browser_path.strip():
+            raise ConfigError("--browser-path must not be empty")
+        if self.browser_cdp_url is not None:
+            parts = urlsplit(self.browser_cdp_url)
+            if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+                raise ConfigError(
+                    "--browser-cdp-url must be an http(s):// or ws(s):// URL with a host"
+                )
 
     @property
     def crawl_name(self) -> str:
@@ -399,5 +423,7 @@ NOT_STORED = frozenset(
         "max_duration",
         "database_wait",
         "fail_on_error_rate",
+        "browser_path",  # this machine's
+        "browser_cdp_url",  # may carry a token
     }
 )

@@ -25,7 +25,7 @@ from crawler.errors import ConfigError
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
 # Settings whose default is None (or that only make sense as an example) are shown commented out.
-COMMENTED_OUT = {"name", "database_url", "data_dir", "extract"}
+COMMENTED_OUT = {"name", "database_url", "data_dir", "extract", "browser_path", "browser_cdp_url"}
 RULE = {"take": "text", "all": False}
 
 

@@ -4,8 +4,10 @@ A module imports only from layers below it, with these same-layer exceptions: th
 foundations may import each other (config uses errors), and so may the pure modules (parse
 and robots use urls); modules of the db package import each other; cli uses the entry
 layer's helpers (display, cli_options, cli_reports, cli_maintenance). Only fetch imports
-aiohttp, only db/ imports SQLAlchemy, Alembic and asyncpg, and nothing but __main__ imports
-cli. Imports inside functions and under TYPE_CHECKING count too: they are dependencies.
+aiohttp, only db/ imports SQLAlchemy, Alembic and asyncpg, only render/ imports playwright,
+and nothing but __main__ imports cli. A subpackage's modules take its layer unless LAYERS
+names them (render/'s pure detector and learner are layer 1). Imports inside functions and
+under TYPE_CHECKING count too: they are dependencies.
 
 A new module must be given a layer in LAYERS below: the test fails until it has one.
 """
@@ -42,14 +44,18 @@ LAYERS: dict[str, int] = {
     "crawler.encoding": 1,  # which codec decodes an HTML body
     "crawler.cells": 1,  # how `crawler sql` shows a value
     "crawler.report": 1,  # report records -> one HTML string (matplotlib, Jinja2); no I/O
+    "crawler.render.detect": 1,  # does static HTML look client-rendered
+    "crawler.render.learn": 1,  # per-host: does rendering pay
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.db": 2,
     "crawler.export": 2,  # encodes the rows it is given onto a stream; never imports db/
+    "crawler.render": 2,  # the browser (playwright); its pure modules are listed in layer 1
     # 3 concurrency
     "crawler.pool": 3,
     "crawler.hosts": 3,
     "crawler.parsers": 3,  # parse on the loop or in worker processes
+    "crawler.render.guard": 3,  # fetch's address guard and robots, as the browser's rules
     # 4 wiring
     "crawler.run": 4,
     "crawler.reparse": 4,  # stored bodies (db) through parse and extract, written back
@@ -65,7 +71,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_help": 5,
     "crawler.__main__": 5,
 }
-SUBPACKAGES = ("crawler.db", "crawler.report")
+SUBPACKAGES = ("crawler.db", "crawler.report", "crawler.render")
 LAYER_NAMES = {
     0: "foundations",
     1: "pure logic",
@@ -85,6 +91,7 @@ OWNERS: dict[str, str] = {
     "asyncpg": "crawler.db",
     "matplotlib": "crawler.report",
     "jinja2": "crawler.report",
+    "playwright": "crawler.render",
 }
 CLI = "crawler.cli"
 CLI_IMPORTERS = frozenset({"crawler.__main__"})
@@ -139,7 +146,8 @@ def owner_of(module: str) -> str:
 
 
 def layer_of(module: str) -> int | None:
-    return LAYERS.get(owner_of(module))
+    """A module's own entry in LAYERS, else its subpackage's."""
+    return LAYERS[module] if module in LAYERS else LAYERS.get(owner_of(module))
 
 
 def _top(module: str) -> str:

@@ -1,0 +1,120 @@
+"""Does a page's static HTML look client-rendered? Pure: HTML in, a `Decision` with a reason out.
+
+`page_facts` reads what the decision needs from one lexbor tree (selectolax, as parse.py):
+the HTML's size, its visible text, its links, its scripts, empty app roots and `<noscript>`
+text. `looks_client_rendered` weighs them, in this order:
+
+1. no `<script>` at all: a browser would show the same thing (`no_scripts`, no);
+2. a `<noscript>` that asks for JavaScript (`noscript_asks`, yes);
+3. an empty app root (`<div id="root">`, `id="app"`, `__next`, `__nuxt`, `ng-app`...) on a
+   page with little text (`app_root`, yes);
+4. little visible text for the HTML's size (`little_text`, yes);
+5. otherwise the HTML carries its content (`has_text`, no).
+
+The same facts, taken from static and rendered HTML, feed the per-host learner (learn.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+__all__ = ["Decision", "PageFacts", "Reason", "looks_client_rendered", "page_facts"]
+
+# Ids and attributes that single-page-app frameworks mount into.
+APP_ROOT_IDS = frozenset(
+    {"root", "app", "__next", "__nuxt", "___gatsby", "svelte", "main-app", "app-root", "spa"}
+)
+APP_ROOT_SELECTOR = "[ng-app], [data-reactroot], [data-v-app], app-root, [ng-version]"
+# Below this many characters of visible text a page "has little text".
+LITTLE_TEXT_CHARS = 200
+# A page whose visible text is under this share of its HTML, above MIN_SPARSE_BYTES, is sparse.
+SPARSE_RATIO = 0.02
+MIN_SPARSE_BYTES = 4096
+# An app root with no more text than this is empty (a "Loading..." placeholder).
+EMPTY_ROOT_CHARS = 40
+_ASKS_FOR_JS = re.compile(
+    r"(enable|turn on|activate|requires?|need|switch on|allow)\W+(\w+\W+){0,4}javascript"
+    r"|javascript\W+(\w+\W+){0,4}(enabled|required|needed|disabled|turned off|to run|to use)",
+    re.I,
+)
+_HIDDEN = ["script", "style", "noscript", "template", "title", "head"]
+
+
+class Reason(StrEnum):
+    """Why the detector decided as it did."""
+
+    NO_SCRIPTS = "no_scripts"
+    NOSCRIPT_ASKS = "noscript_asks"
+    APP_ROOT = "app_root"
+    LITTLE_TEXT = "little_text"
+    HAS_TEXT = "has_text"
+
+
+@dataclass(frozen=True, slots=True)
+class PageFacts:
+    """What the detector and the learner read from one HTML document."""
+
+    html_bytes: int
+    text_chars: int
+    links: int
+    scripts: int
+    empty_app_root: bool = False
+    noscript_asks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Render or not, and why."""
+
+    render: bool
+    reason: Reason
+
+
+def page_facts(html: str) -> PageFacts:
+    """The facts of one HTML document (garbage in gives sparse facts, never an exception)."""
+    tree = LexborHTMLParser(html)
+    scripts = len(tree.css("script"))
+    noscript = " ".join(node.text(deep=True) or "" for node in tree.css("noscript"))
+    links = sum(1 for node in tree.css("a[href]") if (node.attributes.get("href") or "").strip())
+    empty_root = False
+    for node in tree.css("[id]"):
+        if (node.attributes.get("id") or "").strip().lower() in APP_ROOT_IDS and _small(node):
+            empty_root = True
+            break
+    if not empty_root:
+        empty_root = any(_small(node) for node in tree.css(APP_ROOT_SELECTOR))
+    tree.strip_tags(_HIDDEN)
+    body = tree.body
+    text = body.text(deep=True, separator=" ") if body is not None else ""
+    return PageFacts(
+        html_bytes=len(html.encode("utf-8", "replace")),
+        text_chars=len(" ".join(text.split())),
+        links=links,
+        scripts=scripts,
+        empty_app_root=empty_root,
+        noscript_asks=bool(_ASKS_FOR_JS.search(noscript)),
+    )
+
+
+def _small(node: LexborNode) -> bool:
+    text = node.text(deep=True) or ""
+    return len(" ".join(text.split())) <= EMPTY_ROOT_CHARS
+
+
+def looks_client_rendered(facts: PageFacts) -> Decision:
+    """Would rendering this page in a browser most likely show more than its static HTML?"""
+    if facts.scripts == 0:
+        return Decision(False, Reason.NO_SCRIPTS)
+    if facts.noscript_asks:
+        return Decision(True, Reason.NOSCRIPT_ASKS)
+    if facts.empty_app_root and facts.text_chars < LITTLE_TEXT_CHARS * 5:
+        return Decision(True, Reason.APP_ROOT)
+    if facts.text_chars < LITTLE_TEXT_CHARS:
+        return Decision(True, Reason.LITTLE_TEXT)
+    if facts.html_bytes >= MIN_SPARSE_BYTES and facts.text_chars < facts.html_bytes * SPARSE_RATIO:
+        return Decision(True, Reason.LITTLE_TEXT)
+    return Decision(False, Reason.HAS_TEXT)
