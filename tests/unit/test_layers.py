@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "crawler.robots": 1,
     "crawler.parse": 1,
     "crawler.politeness": 1,
+    "crawler.throttle": 1,  # adaptive delay per host (issue 18)
     "crawler.sitemap": 1,
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
     # 2 adapters
