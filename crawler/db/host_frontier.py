@@ -1,9 +1,10 @@
 """The host-aware frontier: claims hand out URLs of hosts that may be fetched now.
 
-Every host of a run has a `frontier_hosts` row: `queued` (its frontier rows waiting, kept by
-triggers on `frontier`), `in_flight` and `slots` (requests booked and allowed at once),
-`next_at` (the earliest start of its next request), `delay` (the gap between its request
-starts) and `min_delay` (robots.txt's Crawl-delay). A claim is one statement:
+Every host of a run has a `frontier_hosts` row: `queued` (its frontier rows waiting: added
+and requeued rows are counted by triggers on `frontier`, claimed ones by the claim),
+`in_flight` and `slots` (requests booked and allowed at once), `next_at` (the earliest start
+of its next request), `delay` (the gap between its request starts) and `min_delay`
+(robots.txt's Crawl-delay). A claim is one statement:
 
 1. the ready hosts, from the partial index `ix_frontier_hosts_ready` (queued work and a free
    slot) in `next_at` order, those due within `lookahead` seconds, longest-waiting first,
@@ -84,6 +85,7 @@ CLAIM_SQL = """
     booked AS (
         UPDATE frontier_hosts h SET
             in_flight = h.in_flight + b.taken,
+            queued = greatest(h.queued - b.taken, 0),
             next_at = CASE WHEN b.taken > 0 THEN b.last_start + make_interval(secs => b.gap)
                       ELSE greatest(h.next_at, now() + make_interval(secs => :idle)) END,
             busy_until = CASE WHEN b.taken > 0

@@ -7,9 +7,10 @@ next request), its current delay and the floor robots.txt's Crawl-delay puts und
 claim walks `ix_frontier_hosts_ready` (the hosts with queued work and a free slot, by
 `next_at`), so it costs O(batch) whatever the number of URLs or hosts.
 
-The queued count is kept by two statement-level triggers on `frontier` (inserted rows, rows
-whose state enters or leaves 'queued'), so every path that adds or requeues URLs keeps it
-right without knowing of it. `frontier_runs` holds the slots and first delay a run's new
+The queued count is kept by triggers on `frontier` (a statement-level one for inserted rows,
+a row-level one for rows whose state comes back to 'queued'), so every path that adds or
+requeues URLs keeps it right without knowing of it; the claim, the only way out of the
+queue, counts what it takes itself. `frontier_runs` holds the slots and first delay a run's new
 hosts start with.
 
 Revision ID: 0008
@@ -50,20 +51,16 @@ _COUNT_INSERTED = """
     $$
 """
 
-_COUNT_UPDATED = """
-    CREATE FUNCTION frontier_hosts_count_updated() RETURNS trigger
+# A row back in the queue (a retry, a release, an expired lease) counts for its host again.
+# Rows leave the queue only through the claim, which counts them itself: so this trigger
+# fires for requeued rows only (its WHEN runs without calling the function), not for each
+# claim or completion.
+_COUNT_REQUEUED = """
+    CREATE FUNCTION frontier_hosts_count_requeued() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE frontier_hosts h SET queued = greatest(h.queued + d.delta, 0)
-        FROM (
-            SELECT n.run_id, n.host,
-                   sum(CAST(n.state = 'queued' AS integer)
-                       - CAST(o.state = 'queued' AS integer)) AS delta
-            FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE (n.state = 'queued') <> (o.state = 'queued') AND n.host IS NOT NULL
-            GROUP BY n.run_id, n.host
-        ) d
-        WHERE h.run_id = d.run_id AND h.host = d.host AND d.delta <> 0;
+        UPDATE frontier_hosts SET queued = queued + 1
+        WHERE run_id = NEW.run_id AND host = NEW.host;
         RETURN NULL;
     END
     $$
@@ -130,7 +127,7 @@ def upgrade() -> None:
         """
     )
     op.execute(_COUNT_INSERTED)
-    op.execute(_COUNT_UPDATED)
+    op.execute(_COUNT_REQUEUED)
     op.execute(
         """
         CREATE TRIGGER frontier_hosts_inserted AFTER INSERT ON frontier
@@ -140,17 +137,17 @@ def upgrade() -> None:
     )
     op.execute(
         """
-        CREATE TRIGGER frontier_hosts_updated AFTER UPDATE ON frontier
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION frontier_hosts_count_updated()
+        CREATE TRIGGER frontier_hosts_requeued AFTER UPDATE OF state ON frontier
+        FOR EACH ROW WHEN (NEW.state = 'queued' AND OLD.state <> 'queued')
+        EXECUTE FUNCTION frontier_hosts_count_requeued()
         """
     )
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER frontier_hosts_updated ON frontier")
+    op.execute("DROP TRIGGER frontier_hosts_requeued ON frontier")
     op.execute("DROP TRIGGER frontier_hosts_inserted ON frontier")
-    op.execute("DROP FUNCTION frontier_hosts_count_updated()")
+    op.execute("DROP FUNCTION frontier_hosts_count_requeued()")
     op.execute("DROP FUNCTION frontier_hosts_count_inserted()")
     op.execute("DROP INDEX ix_frontier_leased")
     op.execute("DROP INDEX ix_frontier_host_queued")
