@@ -9,7 +9,8 @@ from `generate_series` (the frontier's triggers count them per host), and starts
 `--processes` claiming processes at once. Each loops for `--seconds`: claim a batch
 (crawler.db.host_frontier's claim statement, prepared), then complete it as a crawl would:
 `finish` (slots freed, hosts paced by `--delay`) and the rows marked done, so hosts come
-back ready. Each process has its own connection.
+back ready. Each process has its own connection, with `synchronous_commit = off` as the
+crawler's connections have.
 
 Server-side time of a claim statement is measured two ways:
 - `client - rtt`: each claim's time at the client minus the median round trip of
@@ -17,7 +18,10 @@ Server-side time of a claim statement is measured two ways:
 - `explain`: every `--sample`-th claim is also run as `EXPLAIN (ANALYZE)` in a transaction
   that is rolled back, and its execution time (triggers included) is taken; EXPLAIN's
   timing makes these a little slower than the real statement.
-It prints p50/p99 of both, claims a second, and each claiming process's peak RSS.
+- `server CPU`: the CPU time the connection's server process spent on each claim, from
+  /proc/PID/schedstat (Linux, the server on this machine; nanoseconds). Unlike the two
+  above it does not grow when other work on the machine keeps the server waiting for a core.
+It prints p50/p99 of each, claims a second, and each claiming process's peak RSS.
 """
 
 from __future__ import annotations
@@ -50,6 +54,15 @@ def _plain(url: str) -> str:
 
 def _database(server: str, name: str) -> str:
     return server.rstrip("/") + "/" + name
+
+
+def cpu_ns(pid: int) -> int | None:
+    """CPU time of a process so far (ns), or None where /proc/PID/schedstat is not readable."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as stat:
+            return int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -107,7 +120,8 @@ async def explained_seconds(
 
 
 async def worker(args: argparse.Namespace) -> dict[str, Any]:
-    conn = await asyncpg.connect(args.db)
+    # As the crawler's connections: a commit does not wait for its WAL flush.
+    conn = await asyncpg.connect(args.db, server_settings={"synchronous_commit": "off"})
     claim_sql, claim_names = positional(host_frontier.CLAIM_SQL)
     finish_sql, finish_names = positional(host_frontier._FINISH.text)
     values: dict[str, Any] = {
@@ -131,8 +145,10 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
             await conn.fetchval("SELECT 1")
             rtts.append(time.perf_counter() - t)
         rtt = statistics.median(rtts)
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
         await asyncio.sleep(max(args.start_at - time.time(), 0))
         client: list[float] = []
+        cpu: list[float] = []
         explained: list[float] = []
         finishes: list[float] = []
         tasks = 0
@@ -140,9 +156,13 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
         while time.monotonic() < deadline:
             if args.sample and len(client) % args.sample == args.sample - 1:
                 explained.append(await explained_seconds(conn, explain, claim_args))
+            before = cpu_ns(backend)
             t = time.perf_counter()
             rows = await claim.fetch(*claim_args)
             client.append(time.perf_counter() - t)
+            after = cpu_ns(backend)
+            if before is not None and after is not None:
+                cpu.append((after - before) / 1e9)
             tasks += len(rows)
             if not rows:
                 await asyncio.sleep(0.01)
@@ -161,6 +181,7 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
             "rtt": rtt,
             "client": client,
             "explain": explained,
+            "cpu": cpu,
             "finish": finishes,
             "tasks": tasks,
             "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -173,6 +194,7 @@ def summary(results: list[dict[str, Any]], seconds: float) -> None:
     client = [c for r in results for c in r["client"]]
     net = [c - r["rtt"] for r in results for c in r["client"]]
     explained = [e for r in results for e in r["explain"]]
+    cpu = [c for r in results for c in r["cpu"]]
     finishes = [f for r in results for f in r["finish"]]
     tasks = sum(r["tasks"] for r in results)
     ms = 1000.0
@@ -187,6 +209,7 @@ def summary(results: list[dict[str, Any]], seconds: float) -> None:
     rows = [
         ("claim, client - rtt", net),
         ("claim, EXPLAIN ANALYZE samples", explained),
+        ("claim, server CPU", cpu),
         ("claim, client", client),
         ("finish, client", finishes),
     ]
