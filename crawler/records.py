@@ -158,15 +158,18 @@ class RunStats:
 class Booking:
     """A task claimed from the host-aware frontier, with its host's request slot booked.
 
-    Its request may start `wait` seconds after the claim answered (never earlier); `delay`
-    is the host's gap between request starts when it was booked. The slot stays taken until
-    the frontier is told the request finished (`HostDone`) or the task is released.
+    Its request may start `wait` seconds after the claim answered (never earlier). `delay`
+    is the host's delay as the throttle last set it (what `Throttle.after` takes), `gap`
+    the one booked: the delay, or robots.txt's Crawl-delay where that is longer. The slot
+    stays taken until the frontier is told the request finished (`HostDone`) or the task is
+    released.
     """
 
     task: CrawlTask
     host_id: int
     wait: float
     delay: float
+    gap: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ _PREPARE = text(
 
 CLAIM_SQL = """
     WITH ready AS (
-        SELECT id, host, next_at, greatest(delay, min_delay) AS gap,
+        SELECT id, host, next_at, delay, greatest(delay, min_delay) AS gap,
                least(slots - in_flight, queued) AS room
         FROM frontier_hosts
         WHERE run_id = :run_id AND queued > 0 AND in_flight < slots
@@ -57,14 +57,14 @@ CLAIM_SQL = """
         FOR UPDATE SKIP LOCKED
     ),
     sized AS (
-        SELECT id, host, next_at, gap,
+        SELECT id, host, next_at, delay, gap,
                least(room, :n - coalesce(sum(room) OVER before_me, 0)) AS take
         FROM ready
         WINDOW before_me AS (ORDER BY next_at, id ROWS BETWEEN UNBOUNDED PRECEDING
                                                        AND 1 PRECEDING)
     ),
     picked AS (
-        SELECT s.id AS host_id, greatest(s.next_at, now()) AS first_at, s.gap, u.id
+        SELECT s.id AS host_id, greatest(s.next_at, now()) AS first_at, s.delay, s.gap, u.id
         FROM sized s
         CROSS JOIN LATERAL (
             SELECT f.id FROM frontier f
@@ -77,7 +77,7 @@ CLAIM_SQL = """
         WHERE s.take > 0
     ),
     numbered AS (
-        SELECT host_id, id, gap,
+        SELECT host_id, id, delay, gap,
                first_at + make_interval(secs => gap * (row_number() OVER (
                    PARTITION BY host_id ORDER BY id) - 1)) AS start_at
         FROM picked
@@ -107,9 +107,10 @@ CLAIM_SQL = """
             attempts = f.attempts + 1
         FROM numbered n
         WHERE f.id = n.id
-        RETURNING f.id, f.url, f.depth, f.attempts, f.lastmod, n.host_id, n.gap, n.start_at
+        RETURNING f.id, f.url, f.depth, f.attempts, f.lastmod, n.host_id, n.delay, n.gap,
+                  n.start_at
     )
-    SELECT c.id, c.url, c.depth, c.attempts, c.host_id, c.gap,
+    SELECT c.id, c.url, c.depth, c.attempts, c.host_id, c.delay, c.gap,
            greatest(extract(epoch FROM c.start_at - now()), 0) AS wait,
            p.etag, p.last_modified,
            extract(epoch FROM now() - p.fetched_at) AS age,
@@ -275,7 +276,8 @@ class PgHostFrontier:
                 ),
                 host_id=r.host_id,
                 wait=float(r.wait),
-                delay=float(r.gap),
+                delay=float(r.delay),
+                gap=float(r.gap),
             )
             for r in rows
         ]

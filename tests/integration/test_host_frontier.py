@@ -85,7 +85,7 @@ async def test_a_claim_spreads_over_hosts_and_one_backlog_holds_up_nobody(run: R
     hosts = [host_key(b.task.url) for b in got]
     assert len(got) == 8
     assert len(set(hosts)) == 8  # one URL a host: each has one slot
-    assert all(b.wait == 0 and b.delay == 1.0 for b in got)
+    assert all(b.wait == 0 and b.delay == b.gap == 1.0 for b in got)
     rest = await frontier.claim(8)
     assert {host_key(b.task.url) for b in rest} | set(hosts) == {
         "big.test",
@@ -191,7 +191,8 @@ async def test_finish_paces_the_host_from_its_start_with_the_new_delay(run: Run)
     await frontier.set_min_delay("h0.test", 60.0)
     await run.sql("UPDATE frontier_hosts SET next_at = now()")
     (second,) = await frontier.claim(5)
-    assert second.delay == 60.0  # Crawl-delay is a floor under the throttle's delay
+    assert second.delay == 30.0
+    assert second.gap == 60.0  # Crawl-delay is a floor under the throttle's delay
     await frontier.block(second.host_id, 120.0)
     (row,) = await run.sql("SELECT extract(epoch FROM next_at - now()) FROM frontier_hosts")
     assert float(str(row[0])) > 100
