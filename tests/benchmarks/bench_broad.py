@@ -391,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pages < 1 or args.hosts < 1:
         raise SystemExit("--hosts and --pages must be at least 1")
     args.work = tempfile.mkdtemp(prefix="crawler-bench-broad-")
+    # As root, the embedded PostgreSQL runs as another user, which must enter the folder.
+    Path(args.work).chmod(0o755)
     try:
         port = free_port()
         seeds = [f"http://{a}:{port}/" for a in addresses(args.hosts)]
