@@ -238,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--delay", type=float, default=1.0, help="each host's delay (seconds)")
     ap.add_argument("--sample", type=int, default=20, help="EXPLAIN ANALYZE every n-th claim")
+    ap.add_argument("--keep-db", action="store_true", help="do not drop the database")
     # A claiming process (started by this script).
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -278,7 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary(results, args.seconds)
         return 0
     finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.keep_db:
+            print(f"kept database {name}")
+        else:
+            asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _admin(url: str, statement: str) -> None:

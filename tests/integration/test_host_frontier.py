@@ -219,3 +219,24 @@ async def test_release_reap_and_counts_stay_right(run: Run) -> None:
     assert rows and all(q == actual == 3 and busy == 0 for q, busy, actual in rows)
     await run.sql("UPDATE frontier_hosts SET next_at = '-infinity'")
     assert len(await frontier.claim(10)) == 4
+
+
+async def test_requeue_after_finish_and_a_host_with_nothing_due_is_passed_over(run: Run) -> None:
+    frontier = run.frontier(idle=5.0)
+    await frontier.prepare(host_slots=1, first_delay=0.0)
+    await run.queue(["http://robots.test/a", "http://later.test/a"])
+    await run.sql(
+        "UPDATE frontier SET not_before = now() + interval '1 hour' WHERE host = 'later.test'"
+    )
+    (booking,) = await frontier.claim(10)  # later.test has nothing due: passed over
+    assert booking.task.url == "http://robots.test/a"
+    # The booking went to robots.txt: the request finished, the page goes back to the queue.
+    await frontier.finish([HostDone(booking.host_id, time.monotonic(), 0.0)])
+    await frontier.requeue([booking.task.frontier_id])
+    rows = await run.sql(
+        "SELECT host, queued, in_flight, next_at > now() + interval '4 s' FROM frontier_hosts "
+        "ORDER BY host"
+    )
+    assert rows == [("later.test", 1, 0, True), ("robots.test", 1, 0, False)]
+    (again,) = await frontier.claim(10)
+    assert again.task.frontier_id == booking.task.frontier_id
