@@ -30,7 +30,7 @@ from enum import StrEnum
 START_DELAY = 1.0  # seconds: a host's first gap, before any answer is known
 TARGET_CONCURRENCY = 0.5  # a host spends at most about half its time answering us
 MIN_DELAY = 0.5  # seconds: at most two requests a second to the fastest host
-MAX_DELAY = 60.0  # seconds: as AutoThrottle's default; a slower host is treated as down
+MAX_DELAY = 60.0  # seconds (AutoThrottle's default): a request a minute at the slowest
 BACKOFF_FLOOR = 1.0  # seconds: the first backoff step of a host that had no delay
 THROTTLED = frozenset({429, 503})
 SNAP = 0.01  # seconds: a relaxing delay this close to its fixed value takes it
