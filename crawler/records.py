@@ -152,3 +152,34 @@ class RunStats:
     @property
     def pages_per_second(self) -> float:
         return self.fetched / self.duration if self.duration > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A task claimed from the host-aware frontier, with its host's request slot booked.
+
+    Its request may start `wait` seconds after the claim answered (never earlier). `delay`
+    is the host's delay as the throttle last set it (what `Throttle.after` takes), `gap`
+    the one booked: the delay, or robots.txt's Crawl-delay where that is longer. The slot
+    stays taken until the frontier is told the request finished (`HostDone`) or the task is
+    released.
+    """
+
+    task: CrawlTask
+    host_id: int
+    wait: float
+    delay: float
+    gap: float
+
+
+@dataclass(frozen=True, slots=True)
+class HostDone:
+    """A request of a booked task finished: free its host's slot and pace the host.
+
+    `started` is the request's start on the process's monotonic clock; `delay` the gap the
+    host's next request start must keep from this one (the throttle's answer).
+    """
+
+    host_id: int
+    started: float
+    delay: float

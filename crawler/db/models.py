@@ -13,7 +13,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -37,6 +39,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The host of an absolute URL, as frontier.host computes it (see migration 0008).
+HOST_OF_URL = r""""substring"(url, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#]*)'::text)"""
 
 
 class Base(DeclarativeBase):
@@ -177,6 +183,19 @@ class FrontierRow(Base):
             "id",
             postgresql_where=sql_text("state <> 'done'"),
         ),
+        Index(
+            "ix_frontier_host_queued",
+            "run_id",
+            "host",
+            "id",
+            postgresql_where=sql_text("state = 'queued'"),
+        ),
+        Index(
+            "ix_frontier_leased",
+            "run_id",
+            "lease_until",
+            postgresql_where=sql_text("state = 'leased'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -190,6 +209,8 @@ class FrontierRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lastmod: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     added_at: Mapped[datetime] = _now()
+    # The URL's host (migration 0008): the key of its frontier_hosts row.
+    host: Mapped[str | None] = mapped_column(Text, Computed(HOST_OF_URL, persisted=True))
 
 
 class HostRow(Base):
@@ -205,6 +226,53 @@ class HostRow(Base):
     next_at: Mapped[datetime] = _now()
     # One element per concurrent request allowed: when that slot's lease expires.
     slots: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+
+
+class FrontierRunRow(Base):
+    """What a run's new hosts start with (host-aware frontier, crawler.db.host_frontier)."""
+
+    __tablename__ = "frontier_runs"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("crawl_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_slots: Mapped[int] = mapped_column(Integer, server_default="1")
+    first_delay: Mapped[float] = mapped_column(Float(53), server_default="0")
+
+
+class FrontierHostRow(Base):
+    """One host of a run as the host-aware frontier books it (crawler.db.host_frontier)."""
+
+    __tablename__ = "frontier_hosts"
+    __table_args__ = (
+        UniqueConstraint("run_id", "host"),
+        Index(
+            "ix_frontier_hosts_ready",
+            "run_id",
+            "next_at",
+            postgresql_where=sql_text("queued > 0 AND in_flight < slots"),
+        ),
+        Index(
+            "ix_frontier_hosts_busy",
+            "run_id",
+            "busy_until",
+            postgresql_where=sql_text("in_flight > 0"),
+        ),
+        {"postgresql_with": {"fillfactor": 70}},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(Text)
+    queued: Mapped[int] = mapped_column(Integer, server_default="0")  # kept by triggers
+    in_flight: Mapped[int] = mapped_column(Integer, server_default="0")
+    slots: Mapped[int] = mapped_column(Integer, server_default="1")
+    next_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=sql_text("'-infinity'")
+    )
+    busy_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delay: Mapped[float] = mapped_column(Float(53), server_default="0")
+    min_delay: Mapped[float] = mapped_column(Float(53), server_default="0")
 
 
 class BodyRow(Base):

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "crawler.parse": 1,
     "crawler.politeness": 1,
     "crawler.lifecycle": 1,  # what a run's start and end decide and say
+    "crawler.throttle": 1,  # adaptive delay per host (issue 18)
     "crawler.sitemap": 1,
     "crawler.extract": 1,  # CSS extraction rules on parse's tree
     "crawler.encoding": 1,  # which codec decodes an HTML body

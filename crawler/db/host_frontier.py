@@ -1,0 +1,356 @@
+"""The host-aware frontier: claims hand out URLs of hosts that may be fetched now.
+
+Every host of a run has a `frontier_hosts` row: `queued` (its frontier rows waiting: added
+and requeued rows are counted by triggers on `frontier`, claimed ones by the claim),
+`in_flight` and `slots` (requests booked and allowed at once), `next_at` (the earliest start
+of its next request), `delay` (the gap between its request starts) and `min_delay`
+(robots.txt's Crawl-delay). A claim is one statement:
+
+1. the ready hosts, from the partial index `ix_frontier_hosts_ready` (queued work and a free
+   slot) in `next_at` order, those due within `lookahead` seconds, longest-waiting first,
+   at most the batch, locked `FOR UPDATE SKIP LOCKED` (so no two claimers book one host);
+2. up to each host's free slots of its queued URLs (`LATERAL ... LIMIT`), the batch spread
+   over the hosts in that order;
+3. the hosts booked in the same statement: a slot taken per URL, the URLs' starts spaced by
+   the host's delay from `next_at`, and `next_at` moved past the last of them;
+4. the tasks, each with the seconds to wait before its request may start.
+
+The server's clock books every start, so processes on several machines share the run with
+exact per-host politeness. When a request finishes, `finish` frees its slot and moves the
+host's `next_at` to the request's start plus the delay the throttle chose (never earlier than
+booked). A killed process's leases expire: `reap` puts its rows back in the queue and frees
+the slots of hosts whose bookings all ran out. Each statement costs O(batch): nothing scans
+the hosts or the URLs of a run, and this process keeps no state per host or per URL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import text
+
+from crawler.db.database import Database
+from crawler.records import Booking, CrawlTask, HostDone
+
+_PREPARE = text(
+    """
+    WITH run AS (
+        INSERT INTO frontier_runs (run_id, host_slots, first_delay)
+        VALUES (:run_id, :slots, :delay)
+        ON CONFLICT (run_id) DO UPDATE SET host_slots = excluded.host_slots,
+            first_delay = excluded.first_delay
+    )
+    UPDATE frontier_hosts SET slots = :slots WHERE run_id = :run_id AND slots <> :slots
+    """
+)
+
+CLAIM_SQL = """
+    WITH ready AS (
+        SELECT id, host, next_at, delay, greatest(delay, min_delay) AS gap,
+               least(slots - in_flight, queued) AS room
+        FROM frontier_hosts
+        WHERE run_id = :run_id AND queued > 0 AND in_flight < slots
+          AND next_at <= now() + make_interval(secs => :ahead)
+        ORDER BY next_at
+        LIMIT :n
+        FOR UPDATE SKIP LOCKED
+    ),
+    sized AS (
+        SELECT id, host, next_at, delay, gap,
+               least(room, :n - coalesce(sum(room) OVER before_me, 0)) AS take
+        FROM ready
+        WINDOW before_me AS (ORDER BY next_at, id ROWS BETWEEN UNBOUNDED PRECEDING
+                                                       AND 1 PRECEDING)
+    ),
+    picked AS (
+        SELECT s.id AS host_id, greatest(s.next_at, now()) AS first_at, s.delay, s.gap, u.id
+        FROM sized s
+        CROSS JOIN LATERAL (
+            SELECT f.id FROM frontier f
+            WHERE f.run_id = :run_id AND f.host = s.host AND f.state = 'queued'
+              AND (f.not_before IS NULL OR f.not_before <= now())
+            ORDER BY f.id
+            LIMIT s.take
+            FOR UPDATE SKIP LOCKED
+        ) u
+        WHERE s.take > 0
+    ),
+    numbered AS (
+        SELECT host_id, id, delay, gap,
+               first_at + make_interval(secs => gap * (row_number() OVER (
+                   PARTITION BY host_id ORDER BY id) - 1)) AS start_at
+        FROM picked
+    ),
+    booked AS (
+        UPDATE frontier_hosts h SET
+            in_flight = h.in_flight + b.taken,
+            queued = greatest(h.queued - b.taken, 0),
+            next_at = CASE WHEN b.taken > 0 THEN b.last_start + make_interval(secs => b.gap)
+                      ELSE greatest(h.next_at, now() + make_interval(secs => :idle)) END,
+            busy_until = CASE WHEN b.taken > 0
+                         THEN greatest(h.busy_until, b.last_start + make_interval(secs => :lease))
+                         ELSE h.busy_until END
+        FROM (
+            SELECT s.id, s.gap, count(n.id) AS taken, max(n.start_at) AS last_start
+            FROM sized s LEFT JOIN numbered n ON n.host_id = s.id
+            WHERE s.take > 0
+            GROUP BY s.id, s.gap
+        ) b
+        WHERE h.id = b.id
+    ),
+    claimed AS (
+        UPDATE frontier f SET
+            state = 'leased',
+            lease_owner = :owner,
+            lease_until = n.start_at + make_interval(secs => :lease),
+            attempts = f.attempts + 1
+        FROM numbered n
+        WHERE f.id = n.id
+        RETURNING f.id, f.url, f.depth, f.attempts, f.lastmod, n.host_id, n.delay, n.gap,
+                  n.start_at
+    )
+    SELECT c.id, c.url, c.depth, c.attempts, c.host_id, c.delay, c.gap,
+           greatest(extract(epoch FROM c.start_at - now()), 0) AS wait,
+           p.etag, p.last_modified,
+           extract(epoch FROM now() - p.fetched_at) AS age,
+           coalesce(c.lastmod > p.fetched_at, false) AS sitemap_newer
+    FROM claimed c
+    LEFT JOIN LATERAL (
+        SELECT etag, last_modified, fetched_at FROM pages
+        WHERE pages.crawl_id = :crawl_id AND pages.url = c.url AND pages.gone_at IS NULL
+        LIMIT 1
+    ) p ON true
+"""
+_CLAIM = text(CLAIM_SQL)
+
+# One row per finished request; several of one host fold into one update of its row.
+_FINISH = text(
+    """
+    UPDATE frontier_hosts h SET
+        in_flight = greatest(h.in_flight - d.done, 0),
+        delay = d.delay,
+        next_at = greatest(h.next_at,
+                           d.started + make_interval(secs => greatest(d.delay, h.min_delay)))
+    FROM (
+        SELECT host_id, count(*) AS done,
+               now() - make_interval(secs => min(ago)) AS started,
+               (array_agg(delay ORDER BY ago))[1] AS delay
+        FROM unnest(CAST(:host_ids AS bigint[]), CAST(:agos AS float8[]),
+                    CAST(:delays AS float8[])) AS x(host_id, ago, delay)
+        GROUP BY host_id
+    ) d
+    WHERE h.id = d.host_id  -- by key only: a run_id condition lets a plan scan the run's hosts
+    """
+)
+
+_BLOCK = text(
+    """
+    UPDATE frontier_hosts SET next_at = greatest(next_at, now() + make_interval(secs => :seconds))
+    WHERE id = :host_id AND run_id = :run_id
+    """
+)
+
+_MIN_DELAY = text(
+    """
+    UPDATE frontier_hosts SET min_delay = :seconds
+    WHERE run_id = :run_id AND host = :host AND min_delay <> :seconds
+    """
+)
+
+_RELEASE = text(
+    """
+    WITH back AS (
+        UPDATE frontier SET state = 'queued', lease_owner = NULL, lease_until = NULL,
+            attempts = greatest(attempts - 1, 0)
+        WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_owner = :owner AND state = 'leased'
+        RETURNING host
+    )
+    UPDATE frontier_hosts h SET in_flight = greatest(h.in_flight - b.n, 0)
+    FROM (SELECT host, count(*) AS n FROM back GROUP BY host) b
+    WHERE h.run_id = :run_id AND h.host = b.host AND :free_slots
+    """
+)
+
+_RENEW = text(
+    """
+    WITH renewed AS (
+        UPDATE frontier SET lease_until = now() + make_interval(secs => :lease)
+        WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_owner = :owner AND state = 'leased'
+        RETURNING host
+    )
+    UPDATE frontier_hosts h SET
+        busy_until = greatest(h.busy_until, now() + make_interval(secs => :lease))
+    WHERE h.run_id = :run_id AND h.in_flight > 0 AND h.host IN (SELECT host FROM renewed)
+    """
+)
+
+# Rows whose lease ran out go back to the queue; hosts whose every booking ran out get their
+# slots back. Bounded per call; called every few seconds by each process.
+_REAP = text(
+    """
+    WITH expired AS (
+        UPDATE frontier SET state = 'queued', lease_owner = NULL, lease_until = NULL
+        WHERE id IN (
+            SELECT id FROM frontier
+            WHERE run_id = :run_id AND state = 'leased' AND lease_until < now()
+            ORDER BY lease_until LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id
+    ),
+    freed AS (
+        UPDATE frontier_hosts SET in_flight = 0, busy_until = NULL
+        WHERE id IN (
+            SELECT id FROM frontier_hosts
+            WHERE run_id = :run_id AND in_flight > 0 AND busy_until < now()
+            ORDER BY busy_until LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id
+    )
+    SELECT (SELECT count(*) FROM expired) AS rows, (SELECT count(*) FROM freed) AS hosts
+    """
+)
+
+_OPEN = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
+
+REAP_LIMIT = 1000
+
+
+class PgHostFrontier:
+    """The host-aware `Frontier` of one run, as seen by one process (its lease owner id).
+
+    `lookahead`: a host due within this many seconds may be claimed (its task waits);
+    `idle`: how long a host that had queued rows but none claimable (each not due yet) is
+    passed over before it is looked at again.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        crawl_id: int,
+        run_id: int,
+        owner: str,
+        lease_seconds: float,
+        *,
+        lookahead: float = 0.25,
+        idle: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.crawl_id = crawl_id
+        self.run_id = run_id
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.lookahead = lookahead
+        self.idle = idle
+
+    async def prepare(self, host_slots: int, first_delay: float) -> None:
+        """Set the slots and first delay of the run's hosts: call before queueing seeds."""
+        params = {"run_id": self.run_id, "slots": host_slots, "delay": first_delay}
+        await self.db.execute_all(_PREPARE, params)
+
+    async def claim(self, n: int) -> list[Booking]:
+        """Up to `n` tasks of ready hosts, each host booked for them."""
+        params = {
+            "crawl_id": self.crawl_id,
+            "run_id": self.run_id,
+            "owner": self.owner,
+            "lease": self.lease_seconds,
+            "ahead": self.lookahead,
+            "idle": self.idle,
+            "n": n,
+        }
+        rows = await self.db.execute_all(_CLAIM, params)
+        bookings = [
+            Booking(
+                CrawlTask(
+                    r.id,
+                    r.url,
+                    r.depth,
+                    r.attempts,
+                    etag=r.etag,
+                    last_modified=r.last_modified,
+                    age=None if r.age is None else float(r.age),
+                    sitemap_newer=r.sitemap_newer,
+                ),
+                host_id=r.host_id,
+                wait=float(r.wait),
+                delay=float(r.delay),
+                gap=float(r.gap),
+            )
+            for r in rows
+        ]
+        return sorted(bookings, key=_by_wait)
+
+    async def finish(self, done: Sequence[HostDone]) -> None:
+        """Free the slots of finished requests and pace their hosts: the next start of a
+        host is at least its last request's start plus `delay` (and its Crawl-delay)."""
+        if not done:
+            return
+        now = time.monotonic()
+        params = {
+            "host_ids": [d.host_id for d in done],
+            # Seconds since each start, taken before the statement is sent: the server's
+            # now() is later still, so the start it computes is never before the real one.
+            "agos": [max(now - d.started, 0.0) for d in done],
+            "delays": [d.delay for d in done],
+        }
+        await self.db.execute_all(_FINISH, params)
+
+    async def block(self, host_id: int, seconds: float) -> None:
+        """No request to the host from any process for `seconds` (Retry-After, backoff)."""
+        params = {"run_id": self.run_id, "host_id": host_id, "seconds": seconds}
+        await self.db.execute_all(_BLOCK, params)
+
+    async def set_min_delay(self, host: str, seconds: float) -> None:
+        """The host's floor between request starts (robots.txt Crawl-delay)."""
+        params = {"run_id": self.run_id, "host": host, "seconds": seconds}
+        await self.db.execute_all(_MIN_DELAY, params)
+
+    async def open_count(self) -> int:
+        """Rows of the run not done yet (queued, or leased by any process)."""
+        row = await self.db.execute_retrying(_OPEN, {"run_id": self.run_id})
+        return int(row[0]) if row is not None else 0
+
+    async def release(self, ids: list[int]) -> None:
+        """Hand booked tasks whose request never started back to the queue, and their
+        slots back to their hosts (graceful stop)."""
+        await self._back(ids, free_slots=True)
+
+    async def requeue(self, ids: list[int]) -> None:
+        """Hand tasks back to the queue whose slots `finish` already freed (a robots.txt
+        request took the booking)."""
+        await self._back(ids, free_slots=False)
+
+    async def _back(self, ids: list[int], *, free_slots: bool) -> None:
+        if ids:
+            params = {
+                "ids": ids,
+                "owner": self.owner,
+                "run_id": self.run_id,
+                "free_slots": free_slots,
+            }
+            await self.db.execute_all(_RELEASE, params)
+
+    async def renew(self, ids: list[int]) -> None:
+        """Extend the leases of rows still in flight, and their hosts' bookings."""
+        if ids:
+            params = {
+                "ids": ids,
+                "owner": self.owner,
+                "run_id": self.run_id,
+                "lease": self.lease_seconds,
+            }
+            await self.db.execute_all(_RENEW, params)
+
+    async def reap(self) -> tuple[int, int]:
+        """Requeue rows whose lease expired and free slots whose bookings all expired (a
+        killed process's): (rows, hosts)."""
+        params = {"run_id": self.run_id, "limit": REAP_LIMIT}
+        row = await self.db.execute_retrying(_REAP, params)
+        return (int(row.rows), int(row.hosts)) if row is not None else (0, 0)
+
+
+def _by_wait(booking: Booking) -> tuple[float, int]:
+    return booking.wait, booking.task.frontier_id
