@@ -1,5 +1,6 @@
 """Plain `--help` for every command: metavars a person reads (`N`, `REGEX`, `DURATION`)
-rather than Python types (`<list[str]>`, `<int range>`), and the default of every setting.
+rather than Python types (`<list[str]>`, `<int range>`), and the default of every setting
+and on/off flag (`[default: off]`).
 
 The options of settings default to None ("not given", so the environment and the config file
 can fill them in), so typer cannot show their defaults; they come from `Settings` here.
@@ -80,9 +81,23 @@ def _default_text(key: str) -> str | None:
     return str(value)
 
 
+def _flag_default(param: Any, key: str) -> None:
+    """An on/off flag's default: its setting's (the option says None, "not given"), or, for a
+    flag with no `--no-` form, its own; typer shows neither. Not where the help says it."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    value = fields[key].default if param.default is None and key in fields else param.default
+    if "default" in (param.help or ""):
+        return
+    if isinstance(value, bool) and (param.default is None or not param.secondary_opts):
+        param.help = f"{param.help or ''}  [default: {'on' if value else 'off'}]".strip()
+
+
 def _plain_param(param: Any) -> None:
     key = SETTING_OF.get(param.name or "", param.name or "")
-    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+    if getattr(param, "is_flag", False):
+        _flag_default(param, key)
+        return
+    if getattr(param, "count", False):
         return
     param.metavar = _metavar(param, key)
     if param.param_type_name == "argument" and hasattr(param, "display_type_rich"):

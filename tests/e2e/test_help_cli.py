@@ -60,6 +60,10 @@ def test_help_shows_plain_metavars_and_defaults(command: str) -> None:
         for shown in ("--concurrency N", "[default: 16]", "--exclude REGEX", "[default: 5m]"):
             assert shown in done.stdout, done.stdout
         assert re.search(r"--max-depth N\s+.*\[default: 50\]", done.stdout), done.stdout
+        # On/off flags show theirs too (README: "--help shows each flag's default").
+        for flag in ("--ignore-robots", "--allow-private", "--store-body", "--json"):
+            found = re.search(rf"{flag}\b[^\n]*\n?(?:\s{{20,}}[^\n]*\n)*", done.stdout)
+            assert found and "[default: off]" in found.group(0), (flag, done.stdout)
 
 
 def test_top_level_help_lists_every_exit_code() -> None:
