@@ -1,5 +1,6 @@
 """Plain `--help` for every command: metavars a person reads (`N`, `REGEX`, `DURATION`)
-rather than Python types (`<list[str]>`, `<int range>`), and the default of every setting.
+rather than Python types (`<list[str]>`, `<int range>`), and the default of every setting
+and on/off flag (`[default: off]`), and a number's bounds in words (`at least 1`).
 
 The options of settings default to None ("not given", so the environment and the config file
 can fill them in), so typer cannot show their defaults; they come from `Settings` here.
@@ -80,11 +81,39 @@ def _default_text(key: str) -> str | None:
     return str(value)
 
 
+def _range_text(low: float | None, high: float | None) -> str | None:
+    if low is None and high is None:
+        return None
+    if high is None:
+        return f"at least {low}"
+    if low is None:
+        return f"at most {high}"
+    return f"{low} to {high}"
+
+
+def _flag_default(param: Any, key: str) -> None:
+    """An on/off flag's default: its setting's (the option says None, "not given"), or, for a
+    flag with no `--no-` form, its own; typer shows neither. Not where the help says it."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    value = fields[key].default if param.default is None and key in fields else param.default
+    if "default" in (param.help or ""):
+        return
+    if isinstance(value, bool) and (param.default is None or not param.secondary_opts):
+        param.help = f"{param.help or ''}  [default: {'on' if value else 'off'}]".strip()
+
+
 def _plain_param(param: Any) -> None:
     key = SETTING_OF.get(param.name or "", param.name or "")
-    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+    if getattr(param, "is_flag", False):
+        _flag_default(param, key)
+        return
+    if getattr(param, "count", False):
         return
     param.metavar = _metavar(param, key)
+    if getattr(param, "min", None) is not None or getattr(param, "max", None) is not None:
+        # Typer writes a bound as `x>=1`; words read better.
+        text = _range_text(param.min, param.max)
+        param._get_number_range_help_str = lambda: text
     if param.param_type_name == "argument" and hasattr(param, "display_type_rich"):
         # Typer prints an argument's Python type after its name (`SEED <list[str]>`); the
         # metavar says it all.

@@ -1,6 +1,7 @@
 """Search commands of the `crawler` CLI: `search` and `db index` (registered by cli.py).
 
-Thin like cli.py: build Settings, open the database, call `crawler.db.search`, print. A
+Thin like cli.py: build Settings, open the existing crawl database (`crawler.db.access`: a
+mistyped `--data-dir` is refused, never a new empty database), call `crawler.db.search`, print. A
 search first indexes the pages that need it (all of them, the first time), with a progress
 line on stderr when stderr is a terminal, and one line saying how many it indexed. The
 hits go to stdout: rank, URL, title and snippet (matched words in bold on a terminal), or
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
+from crawler.cli_sql import started_hint
 
 if TYPE_CHECKING:
     from crawler.db.search import Hit, IndexResult
@@ -82,13 +84,13 @@ def register(app: typer.Typer, db_app: typer.Typer) -> None:
         """Full-text search over the pages of a crawl, best first (PostgreSQL text search:
         title above h1 above description above text)."""
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
+        from crawler.db.access import open_existing
         from crawler.db.search import search as run_search
-        from crawler.run import open_database
 
         progress = _show_progress if sys.stderr.isatty() else None
 
         async def go() -> tuple[IndexResult, list[Hit]]:
-            async with open_database(settings) as db:
+            async with open_existing(settings, on_started=started_hint) as db:
                 return await run_search(db, name, query, limit=limit, progress=progress)
 
         started = time.monotonic()
@@ -121,11 +123,11 @@ def register(app: typer.Typer, db_app: typer.Typer) -> None:
         """Bring the full-text search index up to date: index the pages fetched or changed
         since the last search or index (a search does this itself first)."""
         settings = settings_from(config, database_url=database_url, data_dir=data_dir)
+        from crawler.db.access import open_existing
         from crawler.db.search import refresh_all
-        from crawler.run import open_database
 
         async def go() -> list[IndexResult]:
-            async with open_database(settings) as db:
+            async with open_existing(settings, on_started=started_hint) as db:
                 return await refresh_all(db, name, rebuild=rebuild)
 
         started = time.monotonic()

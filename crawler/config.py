@@ -332,7 +332,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if key not in _FIELDS:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         if key == "extract":
-            out[key] = _extract_rules(value, str(path))
+            out[key] = _extract_rules(value, f"config file {path}")
         else:
             out[key] = _coerce(key, value, _file_key(path, key))
     return out

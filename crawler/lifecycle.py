@@ -2,7 +2,7 @@
 
 Which seeds cannot be fetched at all, what stderr says when seeds or settings are given for a
 crawl that exists, and how a run ends: `finished` only when its frontier is empty, else
-`interrupted` (resumable).
+`interrupted` (resumable); and the line that says why a run exits 1.
 """
 
 from __future__ import annotations
@@ -69,3 +69,15 @@ def no_seed_news(failures: Iterable[tuple[str, str, str]]) -> str:
     """The one line for a run in which no seed got a response: (url, error_kind, error)."""
     reasons = "; ".join(f"{url}: {kind} ({error})" for url, kind, error in failures)
     return f"no seed could be fetched: {reasons}"
+
+
+def error_rate_news(error_kinds: Mapping[str, int], fetched: int, limit: float) -> str | None:
+    """Why the run exits 1, when more of its fetches failed than `--fail-on-error-rate`
+    allows (robots refusals are not failures of the site); None when they did not."""
+    failed = sum(n for kind, n in error_kinds.items() if kind != "robots")
+    if not fetched or failed / fetched <= limit:
+        return None
+    return (
+        f"{failed} of {fetched} fetches failed ({100 * failed / fetched:.0f}%), more than "
+        f"--fail-on-error-rate {limit:g} allows (robots refusals not counted)"
+    )

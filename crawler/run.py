@@ -38,6 +38,7 @@ from crawler.fetch import Fetcher, private_hosts
 from crawler.lifecycle import (
     UNFETCHABLE_KIND,
     end_status,
+    error_rate_news,
     no_seed_news,
     seeds_news,
     settings_news,
@@ -313,13 +314,10 @@ async def _crawl_run(
             crawl_info.name,
         )
     stats = pool.stats
-    failed = sum(n for kind, n in stats.error_kinds.items() if kind != "robots")
-    if (
-        exit_code == EXIT_OK
-        and stats.fetched
-        and failed / stats.fetched > settings.fail_on_error_rate
-    ):
+    too_many = error_rate_news(stats.error_kinds, stats.fetched, settings.fail_on_error_rate)
+    if exit_code == EXIT_OK and too_many:
         exit_code = EXIT_FAILED
+        log.error("%s", too_many)
     if exit_code == EXIT_OK:
         no_seed = await runs.failed_seeds(db, run.id, crawl_info.seeds)
         if no_seed:

@@ -80,11 +80,11 @@ def _filled(data: dict[str, dict[str, object]], base: str) -> None:
     assert base + "/a.html" in data["/"]["hrefs"]  # type: ignore[operator]
 
 
-def _one_line_naming_the_rule(code: int, out: str, err: str) -> None:
+def _one_line_naming_the_rule(code: int, out: str, err: str, config: str) -> None:
     detail = f"exit {code}\n--- stdout\n{out}\n--- stderr\n{err}"
     assert code == 2, detail
     assert err.strip().splitlines() == [
-        "crawler: extract rule 'price': bad CSS selector 'div[=price]'"
+        f"crawler: config file {config}: extract rule 'price': bad CSS selector 'div[=price]'"
     ], detail
     assert "Traceback" not in err and "s3cret" not in err, detail
 
@@ -92,7 +92,7 @@ def _one_line_naming_the_rule(code: int, out: str, err: str) -> None:
 async def test_crawl_with_a_bad_selector_exits_2_before_the_database(tmp_path: Path) -> None:
     config = _config(tmp_path, BAD_RULES)
     args = ("crawl", "http://127.0.0.1:1/", "--config", config, "--database-url", UNREACHABLE)
-    _one_line_naming_the_rule(*await cli(*args, cwd=tmp_path))
+    _one_line_naming_the_rule(*await cli(*args, cwd=tmp_path), config)
 
 
 @pytest.mark.db
@@ -115,7 +115,7 @@ async def test_crawl_with_two_rules_fills_data_for_every_page(db_url: str, tmp_p
 async def test_reparse_with_a_bad_selector_exits_2_before_the_database(tmp_path: Path) -> None:
     config = _config(tmp_path, BAD_RULES)
     args = ("reparse", "--name", "x", "--config", config, "--database-url", UNREACHABLE)
-    _one_line_naming_the_rule(*await cli(*args, cwd=tmp_path))
+    _one_line_naming_the_rule(*await cli(*args, cwd=tmp_path), config)
 
 
 @pytest.mark.db

@@ -56,10 +56,17 @@ def test_help_shows_plain_metavars_and_defaults(command: str) -> None:
     done = crawler(*command.split(), "--help")
     assert done.returncode == 0, done.stderr
     assert not re.search(r"<[a-z\[\]]+( range)?>", done.stdout), done.stdout
+    assert not re.search(r"\bx[<>]=|<=x\b", done.stdout), done.stdout  # typer's `x>=1`
+    if command == "export":
+        assert re.search(r"--batch N\s+.*\[default: 1000;\s+at\s+least 1\]", done.stdout, re.S)
     if command == "crawl":
         for shown in ("--concurrency N", "[default: 16]", "--exclude REGEX", "[default: 5m]"):
             assert shown in done.stdout, done.stdout
         assert re.search(r"--max-depth N\s+.*\[default: 50\]", done.stdout), done.stdout
+        # On/off flags show theirs too (README: "--help shows each flag's default").
+        for flag in ("--ignore-robots", "--allow-private", "--store-body", "--json"):
+            found = re.search(rf"{flag}\b[^\n]*\n?(?:\s{{20,}}[^\n]*\n)*", done.stdout)
+            assert found and "[default: off]" in found.group(0), (flag, done.stdout)
 
 
 def test_top_level_help_lists_every_exit_code() -> None:

@@ -244,8 +244,10 @@ async def test_the_table_takes_the_terminal_width(db_url: str, tmp_path: Path) -
         ("export", "--format", "csv"),
         ("reparse", "--name", "x"),
         ("psql",),
+        ("search", "x"),
+        ("db", "index"),
     ],
-    ids=lambda args: args[0],
+    ids=lambda args: " ".join(args[:2]) if args[0] == "db" else args[0],
 )
 async def test_read_commands_refuse_a_data_dir_without_a_database(
     args: tuple[str, ...], tmp_path: Path

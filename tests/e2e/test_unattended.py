@@ -218,7 +218,11 @@ async def test_cron_fail_on_error_rate_exits_1(db_url: str, tmp_path: Path) -> N
         await conn.close()
     assert over.code == 1, over
     assert len(over.out_lines) == 1 and "finished" in over.out_lines[0], over
+    # Exit 1 says why, in one line on stderr (the summary line alone reads like a success).
+    said = [line for line in over.err_lines if "--fail-on-error-rate" in line]
+    assert len(said) == 1 and "0.01" in said[0] and "failed" in said[0], over
     assert within.code == 0, within
+    assert not [line for line in within.err_lines if "--fail-on-error-rate" in line], within
     assert {r["name"]: r["status"] for r in statuses} == {
         "strict": "finished",
         "lenient": "finished",

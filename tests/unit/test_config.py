@@ -208,6 +208,8 @@ def test_bad_file_values_raise_config_error_naming_the_setting(
     assert named in message
     assert "\n" not in message
     assert "--" not in message, "a mistake in the config file is named as a flag"
+    if named.startswith("extract"):
+        assert message.startswith("config file "), message
 
 
 BAD_ENVIRONMENTS: dict[str, tuple[dict[str, str], str]] = {

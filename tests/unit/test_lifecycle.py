@@ -7,6 +7,7 @@ import pytest
 from crawler.lifecycle import (
     RunStatus,
     end_status,
+    error_rate_news,
     no_seed_news,
     seeds_news,
     settings_news,
@@ -52,3 +53,14 @@ def test_news_for_an_existing_crawl() -> None:
     assert no_seed_news([("http://a/", "connect", "refused")]) == (
         "no seed could be fetched: http://a/: connect (refused)"
     )
+
+
+def test_error_rate_news_says_why_the_run_exits_1() -> None:
+    kinds = {"http_status": 1, "robots": 5}
+    assert error_rate_news(kinds, 4, 0.1) == (
+        "1 of 4 fetches failed (25%), more than --fail-on-error-rate 0.1 allows "
+        "(robots refusals not counted)"
+    )
+    assert error_rate_news(kinds, 4, 0.25) is None  # at the limit is within it
+    assert error_rate_news({"robots": 4}, 4, 0.0) is None
+    assert error_rate_news({}, 0, 0.0) is None
