@@ -1,30 +1,25 @@
-"""HTTP fetching: the one module that imports aiohttp.
+"""HTTP fetching: `HttpFetcher`, the crawl's `Fetcher` (crawler.seams) over aiohttp.
 
-`Fetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
+`HttpFetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
 `FetchResult`. It follows redirects itself, enforces the URL, header, body and time limits
 from `Settings`, sniffs the encoding of HTML bodies (the parser decodes them where it
-parses), and translates every failure of the network or the server into an `error_kind`
+parses), and translates every failure of the network or the server into an `ErrorKind`
 with a one-line message and a retry hint: `fetch` never raises for anything the other side
 does.
 
-It also refuses to connect to non-public addresses (loopback, private, link-local,
-unspecified, multicast, reserved): IP-literal URLs and redirect targets are checked before
-any request, and host names on the address they resolve to, inside the connector's resolver
-(`GuardedResolver`), so the address checked is the address connected to and a DNS answer that
-changes between two lookups cannot slip through. Hosts in `allowed_private_hosts` (by default
-the seeds' own hosts when they are such addresses) or every host with `allow_private=True`
-are exempt.
+It refuses to connect to non-public addresses: IP-literal URLs and redirect targets are
+checked here before any request, host names on the address they resolve to, inside the
+connector's resolver (crawler.guard, which owns the address rules). Hosts in
+`allowed_private_hosts` (by default the seeds' own hosts when they are such addresses) or
+every host with `allow_private=True` are exempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import importlib.util
-import ipaddress
 import re
-import socket
 import ssl
 import sys
 import time
@@ -35,11 +30,21 @@ from typing import TypeVar
 from urllib.parse import quote, urldefrag, urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
+from crawler.guard import (
+    AddressPolicy,
+    BlockedAddressError,
+    GuardedResolver,
+    address_kind,
+    ip_literal,
+    is_public_address,
+    private_hosts,
+)
+from crawler.kinds import ErrorKind
 from crawler.records import FetchResult, decode
 from crawler.urls import scheme_and_authority
 
@@ -65,7 +70,7 @@ KEPT_HEADERS = frozenset(
 )
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-RETRYABLE_KINDS = frozenset({"connect", "timeout", "bad_response"})
+RETRYABLE_KINDS = frozenset({ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.BAD_RESPONSE})
 _E = TypeVar("_E", bound=BaseException)
 _AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 _CHUNK = 64 * 1024
@@ -97,7 +102,7 @@ _WEB_ALIASES = {
 class _Failure(Exception):
     """An exchange ended in one of our error kinds (raised and caught inside this module)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -116,188 +121,8 @@ class _Exchange:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-# --- non-public addresses -------------------------------------------------------------------
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# RFC 6052 NAT64 prefix: its last 32 bits are an IPv4 address the gateway connects to.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class BlockedAddressError(OSError):
-    """A host has no address the crawler may connect to (raised inside the resolver)."""
-
-
-def is_public_address(address: str | IPAddress) -> bool:
-    """True for a globally routable unicast address: what a crawler may connect to.
-
-    False for loopback, private (RFC 1918, fc00::/7), shared (100.64.0.0/10), link-local
-    (169.254.0.0/16, fe80::/10), unspecified, multicast, reserved and documentation ranges,
-    for IPv6 forms that embed such an IPv4 address (::ffff:0:0/96, 64:ff9b::/96, 2002::/16),
-    and for anything that is not an IP address at all.
-    """
-    if isinstance(address, str):
-        try:
-            ip: IPAddress = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-    else:
-        ip = address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return is_public_address(ip.ipv4_mapped)
-        if ip in _NAT64:
-            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.sixtofour is not None and not is_public_address(ip.sixtofour):
-            return False
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-def normal_host(host: str) -> str:
-    """A host as the address checks compare it: lower-case, no trailing dot, no brackets,
-    IP literals in their standard spelling ("[::1]" and "0:0::1" are both "::1"), names in
-    their ASCII form (what the resolver is asked about: "bücher.test" is "xn--bcher-kva.test").
-    """
-    host = host.strip().lower().rstrip(".")
-    ip = _ip_literal(host)
-    if ip is not None:
-        return str(ip)
-    host = host.strip("[]")
-    if not host.isascii():
-        with contextlib.suppress(UnicodeError):  # a name IDNA refuses stays as it is
-            host = host.encode("idna").decode("ascii")
-    return host
-
-
-def _describe(ip: IPAddress) -> str:
-    """What kind of non-public address `ip` is, for messages."""
-    for attribute, name in (
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local"),
-        ("is_unspecified", "unspecified"),
-        ("is_multicast", "multicast"),
-        ("is_private", "private"),
-        ("is_reserved", "reserved"),
-    ):
-        if getattr(ip, attribute):
-            return name
-    return "non-public"
-
-
-@dataclass(frozen=True, slots=True)
-class AddressPolicy:
-    """Which hosts may be at non-public addresses: all of them, or only `hosts`."""
-
-    allow_all: bool = False
-    hosts: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, *, allow_all: bool = False, hosts: Iterable[str] = ()) -> AddressPolicy:
-        return cls(allow_all, frozenset(normal_host(h) for h in hosts if h))
-
-    def trusts(self, host: str) -> bool:
-        return self.allow_all or normal_host(host) in self.hosts
-
-
-class GuardedResolver(AbstractResolver):
-    """Wraps a resolver and drops the non-public addresses of hosts the policy does not trust.
-
-    The connector connects only to what `resolve` returns, so this is the check that cannot
-    be raced: a host that resolves only to such addresses raises `BlockedAddressError` (an
-    OSError, which aiohttp wraps in `ClientConnectorDNSError`) and nothing is connected to.
-    A host with both kinds keeps its public addresses.
-    """
-
-    def __init__(
-        self, inner: AbstractResolver, policy: AddressPolicy, *, owns_inner: bool = False
-    ) -> None:
-        self._inner = inner
-        self._policy = policy
-        self._owns_inner = owns_inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if self._policy.trusts(host):
-            return results
-        kept = [r for r in results if is_public_address(r["host"])]
-        if not kept:
-            shown = ", ".join(sorted({r["host"] for r in results})[:3]) or "nothing"
-            raise BlockedAddressError(f"{host} resolves to a non-public address ({shown})")
-        return kept
-
-    async def close(self) -> None:
-        if self._owns_inner:
-            await self._inner.close()
-
-
-async def private_hosts(
-    urls: Iterable[str],
-    *,
-    resolver: AbstractResolver | None = None,
-    dns_seconds: float = 10.0,
-) -> frozenset[str]:
-    """The hosts of `urls` that are, or resolve to, a non-public address (normalised).
-
-    A run passes its seeds' to `Fetcher(allowed_private_hosts=...)`: crawling
-    http://127.0.0.1:8000/ or http://intranet.local/ is then allowed, for that host only.
-    A name that does not resolve (within `dns_seconds`) is left out.
-    """
-    out: set[str] = set()
-    names: list[str] = []
-    for url in urls:
-        try:
-            host = urlsplit(url).hostname
-        except ValueError:
-            continue
-        if not host:
-            continue
-        host = normal_host(host)
-        ip = _ip_literal(host)
-        if ip is not None:
-            if not is_public_address(ip):
-                out.add(host)
-        elif host not in names:
-            names.append(host)
-    if not names:
-        return frozenset(out)
-    owned = resolver is None
-    active = DefaultResolver() if resolver is None else resolver
-    try:
-        answers = await asyncio.gather(
-            *(_resolve_quietly(active, name, dns_seconds) for name in names)
-        )
-    finally:
-        if owned:
-            await active.close()
-    for name, addresses in zip(names, answers, strict=True):
-        if any(not is_public_address(a["host"]) for a in addresses):
-            out.add(name)
-    return frozenset(out)
-
-
-async def _resolve_quietly(
-    resolver: AbstractResolver, host: str, seconds: float
-) -> list[ResolveResult]:
-    try:
-        async with asyncio.timeout(seconds):
-            return await resolver.resolve(host, 0, socket.AF_UNSPEC)
-    except (OSError, ValueError):  # gaierror, TimeoutError, a refused name
-        return []
-
-
-# --- the fetcher ----------------------------------------------------------------------------
-
-
-class Fetcher:
-    """One HTTP client for the process: `async with Fetcher(settings) as f: await f.fetch(url)`.
+class HttpFetcher:
+    """One HTTP client for the process: `async with HttpFetcher(settings) as f: await f.fetch(url)`.
 
     `allowed_private_hosts`: hosts that may be at non-public addresses; None (the default)
     means the hosts of `settings.seeds` that are (`private_hosts`). `allow_private=True`
@@ -322,14 +147,9 @@ class Fetcher:
         self._policy = AddressPolicy.of(allow_all=allow_private, hosts=allowed_private_hosts or ())
         self._verdicts: dict[str, str | None] = {}  # _check_url's, by scheme and authority
 
-    @property
-    def address_policy(self) -> AddressPolicy:
-        """The hosts this fetcher may connect to at non-public addresses (set on open)."""
-        return self._policy
-
-    async def __aenter__(self) -> Fetcher:
+    async def __aenter__(self) -> HttpFetcher:
         if self._session is not None:
-            raise RuntimeError("Fetcher is already open")
+            raise RuntimeError("HttpFetcher is already open")
         s = self._settings
         inner = DefaultResolver() if self._resolver is None else self._resolver
         try:
@@ -402,13 +222,13 @@ class Fetcher:
         comes back as an error_kind."""
         session = self._session
         if session is None:
-            raise RuntimeError("use Fetcher inside 'async with'")
+            raise RuntimeError("use HttpFetcher inside 'async with'")
         started = time.perf_counter()
         limit = self._settings.max_redirects if max_redirects is None else max_redirects
         state = _Exchange(url=url, max_redirects=limit)
         body = b""
         try:
-            self._check_url(url, kind_if_bad="bad_scheme")
+            self._check_url(url, kind_if_bad=ErrorKind.BAD_SCHEME)
             if "#" in url:
                 state.url = urldefrag(url).url
             async with asyncio.timeout(self._settings.total_timeout or None):
@@ -435,8 +255,8 @@ class Fetcher:
             retryable=state.status is not None and (state.status >= 500 or state.status == 429),
         )
 
-    def _message(self, kind: str, exc: BaseException) -> str:
-        if kind == "timeout" and not str(exc):
+    def _message(self, kind: ErrorKind, exc: BaseException) -> str:
+        if kind is ErrorKind.TIMEOUT and not str(exc):
             s = self._settings
             return (
                 f"{type(exc).__name__}: no complete response within the time limits "
@@ -474,25 +294,31 @@ class Fetcher:
                 coding = resp.headers.get("Content-Encoding")
                 if coding is not None and resp.content_length != 0 and not _decodable(coding):
                     # aiohttp hands such a body over as it came: compressed bytes, not text.
-                    raise _Failure("bad_content", f"unsupported Content-Encoding {coding[:50]!r}")
+                    raise _Failure(
+                        ErrorKind.BAD_CONTENT, f"unsupported Content-Encoding {coding[:50]!r}"
+                    )
                 return await _read_capped(resp.content, self._settings.max_body_bytes)
 
     def _redirect_target(self, state: _Exchange, location: str) -> str:
         try:
             target = urldefrag(urljoin(state.url, _location_url(location))).url
         except ValueError as exc:
-            raise _Failure("bad_redirect", f"unusable Location {location[:100]!r}: {exc}") from None
-        self._check_url(target, kind_if_bad="bad_redirect")
+            raise _Failure(
+                ErrorKind.BAD_REDIRECT, f"unusable Location {location[:100]!r}: {exc}"
+            ) from None
+        self._check_url(target, kind_if_bad=ErrorKind.BAD_REDIRECT)
         if target == state.url or target in state.redirects:
-            raise _Failure("too_many_redirects", f"redirect loop back to {target}")
+            raise _Failure(ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop back to {target}")
         if len(state.redirects) >= state.max_redirects:
-            raise _Failure("too_many_redirects", f"more than {state.max_redirects} redirects")
+            raise _Failure(
+                ErrorKind.TOO_MANY_REDIRECTS, f"more than {state.max_redirects} redirects"
+            )
         return target
 
-    def _check_url(self, url: str, *, kind_if_bad: str) -> None:
+    def _check_url(self, url: str, *, kind_if_bad: ErrorKind) -> None:
         limit = self._settings.max_url_length
         if len(url) > limit:
-            raise _Failure("url_too_long", f"URL is {len(url)} characters, over {limit}")
+            raise _Failure(ErrorKind.URL_TOO_LONG, f"URL is {len(url)} characters, over {limit}")
         # The verdict depends on the scheme and authority only: kept per "scheme://authority"
         # (a crawl has few), it spares each fetch a urlsplit and an IP parse.
         key = scheme_and_authority(url) or url
@@ -504,7 +330,7 @@ class Fetcher:
         if verdict == _UNUSABLE:
             raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
         if verdict is not None:
-            raise _Failure("blocked_address", verdict)
+            raise _Failure(ErrorKind.BLOCKED_ADDRESS, verdict)
 
     def _judge(self, url: str) -> str | None:
         """None for a usable URL; `_UNUSABLE`; or why its IP literal is refused."""
@@ -517,9 +343,9 @@ class Fetcher:
             return _UNUSABLE
         # An IP literal never reaches the resolver (aiohttp connects to it directly): check
         # it here, before any request. Names are checked on what they resolve to.
-        ip = _ip_literal(parts.hostname or "")
+        ip = ip_literal(parts.hostname or "")
         if ip is not None and not is_public_address(ip) and not self._policy.trusts(str(ip)):
-            return f"{ip} is a {_describe(ip)} address, not a public one"
+            return f"{ip} is a {address_kind(ip)} address, not a public one"
         return None
 
 
@@ -547,42 +373,42 @@ async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
         total += len(chunk)
         if total > cap:
             # Leaving the response unread makes aiohttp close the connection, not reuse it.
-            raise _Failure("too_large", f"body is over the {cap}-byte limit")
+            raise _Failure(ErrorKind.TOO_LARGE, f"body is over the {cap}-byte limit")
         chunks.append(chunk)
 
 
-def _classify(exc: BaseException, *, redirected: bool) -> str:
+def _classify(exc: BaseException, *, redirected: bool) -> ErrorKind:
     """Map an aiohttp / socket exception to one of our error kinds (order matters)."""
     if _cause(exc, BlockedAddressError) is not None:
         # Raised by GuardedResolver; aiohttp wraps it in ClientConnectorDNSError.
-        return "blocked_address"
+        return ErrorKind.BLOCKED_ADDRESS
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
+        return ErrorKind.DNS
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
-        return "tls"
+        return ErrorKind.TLS
     if isinstance(exc, TimeoutError):
-        return "timeout"
+        return ErrorKind.TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
+        return ErrorKind.CONNECT
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError) and _caused_by(
         exc, ContentEncodingError
     ):
         # Corrupt compressed data (a payload error), or an encoding aiohttp cannot decode
         # here, such as br without Brotli (raised with the headers, as a response error).
-        return "bad_content"
+        return ErrorKind.BAD_CONTENT
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return "bad_response"
+        return ErrorKind.BAD_RESPONSE
     if isinstance(exc, aiohttp.ClientResponseError):
         # A response aiohttp could not parse; its HttpProcessingError is in __cause__.
         if _caused_by(exc, LineTooLong) or "Too many headers" in str(exc):
-            return "header_too_large"
-        return "bad_response"
+            return ErrorKind.HEADER_TOO_LARGE
+        return ErrorKind.BAD_RESPONSE
     if isinstance(exc, aiohttp.InvalidURL) or (
         isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError)
     ):
         # A URL that passed our checks but that yarl / IDNA refuse (bad port, bad label...).
-        return "bad_redirect" if redirected else "bad_scheme"
-    return "bad_response"
+        return ErrorKind.BAD_REDIRECT if redirected else ErrorKind.BAD_SCHEME
+    return ErrorKind.BAD_RESPONSE
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -601,7 +427,9 @@ def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
     return None
 
 
-def _failed(url: str, state: _Exchange, started: float, kind: str, message: str) -> FetchResult:
+def _failed(
+    url: str, state: _Exchange, started: float, kind: ErrorKind, message: str
+) -> FetchResult:
     return FetchResult(
         url=url,
         final_url=state.url,

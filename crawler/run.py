@@ -1,7 +1,9 @@
 """Wiring and the run lifecycle: database (embedded or given), migrations, run, pool, summary.
 
-The one module that knows the concrete classes. One AsyncExitStack owns the embedded server,
-the engine and the HTTP session, so they close in the right order on any exit.
+The one module that knows the concrete classes: it plugs `PgFrontier`, `PgStore`,
+`PgHostGate` and `HttpFetcher` into the pool's seams (crawler.seams). The database, the
+HTTP client and the parser are async context managers opened here and closed in reverse
+order on any exit; the run's lock is held for the whole crawl.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
-from crawler.db.hosts import PgHostGate
+from crawler.db.host_gate import PgHostGate
 from crawler.db.query import other_clients
-from crawler.db.store import PgPageSink
-from crawler.errors import ConfigError, RunLocked
+from crawler.db.store import PgStore
+from crawler.errors import ConfigError, DatabaseError, DatabaseFull, RunLocked
 from crawler.extract import CompiledRules, compile_rules
-from crawler.fetch import Fetcher, private_hosts
+from crawler.fetch import HttpFetcher
+from crawler.guard import private_hosts
+from crawler.kinds import ErrorKind, RunOutcome
 from crawler.parsers import parser_for
 from crawler.pool import Pool
 from crawler.records import RunStats
@@ -212,7 +216,7 @@ async def _crawl_run(
 ) -> Summary:
     owner = PROCESS_ID
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
-    sink = PgPageSink(db, crawl_info.id, run.id, owner)
+    store = PgStore(db, crawl_info.id, run.id, owner)
     scope = Scope.from_settings(settings, crawl_info.seeds)
     already = await runs.fetched_in_run(db, run.id) if run.resumed else 0
     rss = _PeakRss()
@@ -223,7 +227,7 @@ async def _crawl_run(
         if settings.allow_private
         else await private_hosts(crawl_info.seeds, dns_seconds=settings.connect_timeout)
     )
-    fetcher_ = Fetcher(
+    fetcher_ = HttpFetcher(
         settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
     )
     parser = parser_for(settings, rules)
@@ -235,7 +239,7 @@ async def _crawl_run(
             scope,
             frontier,
             fetcher,
-            sink,
+            store,
             already_fetched=already,
             sitemap_origins=origins,
             gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
@@ -248,13 +252,22 @@ async def _crawl_run(
                 async with watching:
                     outcome = await pool.run()
             finally:
-                await sink.close()
+                await store.close()
             if received:
                 exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
-    # Stopped by a signal or by --max-duration: the run stays open, to be resumed.
-    status = "interrupted" if outcome in ("stopped", "timeout") else "finished"
+    # Stopped by a signal, by --max-duration or by a full disk: the run stays open, to be
+    # resumed.
+    finished = outcome in (RunOutcome.FINISHED, RunOutcome.LIMIT)
+    status = "finished" if finished else "interrupted"
     stats = pool.stats
-    failed = sum(n for kind, n in stats.error_kinds.items() if kind != "robots")
+    failed = sum(n for kind, n in stats.error_kinds.items() if kind != ErrorKind.ROBOTS)
+    if outcome is RunOutcome.DATABASE_FULL:
+        exit_code = DatabaseFull.exit_code
+        log.error(
+            "%s: free space on the database's disk, then resume with: crawler crawl --name %s",
+            pool.outage.fatal,
+            crawl_info.name,
+        )
     if (
         exit_code == EXIT_OK
         and stats.fetched
@@ -268,11 +281,16 @@ async def _crawl_run(
         resumed=run.resumed,
         stats=stats,
         db_statements=db.statements,
-        db_batches=sink.batches,
+        db_batches=store.writer.batches,
         peak_rss_mb=rss.peak_mb,
         exit_code=exit_code,
         ignore_robots=settings.ignore_robots,
     )
+    if outcome is RunOutcome.DATABASE_FULL:
+        # Said once above; recording the summary needs disk space too.
+        with contextlib.suppress(DatabaseError):
+            await runs.finish_run(db, run.id, status, summary.to_json())
+        return summary
     await runs.finish_run(db, run.id, status, summary.to_json())
     return summary
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from crawler.db.frontier import LEASE_HELD
 from crawler.records import PageRecord
 
 WRITE_BATCH = text(
@@ -61,7 +62,9 @@ WITH input AS (
 ),
 done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
-    WHERE id = ANY(CAST(:fid AS bigint[])) AND lease_owner = :owner AND state = 'leased'
+    WHERE id = ANY(CAST(:fid AS bigint[])) AND """
+    + LEASE_HELD
+    + """
     RETURNING id
 ),
 live AS (

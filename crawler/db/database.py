@@ -1,4 +1,17 @@
-"""The engine and the one shared sessionmaker, with database errors translated into ours."""
+"""The one door into PostgreSQL: the engine, the shared sessionmakers, and `translate`.
+
+Every unit of work is a short session from one of the two sessionmakers, and every error
+the driver raises on the way is translated by `translate`, the one place that reads them:
+
+- `Database.execute` / `Database.first`: one statement in a short autocommit session (one
+  round trip; the unit of the crawl's writes: crawler.db.writer), run again on a deadlock;
+- `Database.transaction()`: a short session in one transaction, for reads and for the few
+  writes of several statements (crawls, runs, locks).
+
+A lost or refused connection becomes `DatabaseUnavailable` (wait and retry); a statement the
+server refuses becomes `DatabaseRefused` (a bug, a damaged schema, missing rights: report
+it), and a full disk `DatabaseFull`. Nothing above db/ sees a driver's class or wording.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from crawler.errors import DatabaseUnavailable
+from crawler.errors import DatabaseError, DatabaseFull, DatabaseRefused, DatabaseUnavailable
 
 # What a lost or refused connection looks like, from asyncpg through SQLAlchemy.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -32,6 +45,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+DB_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, *CONNECTION_ERRORS)
+
 # The send buffer asked for on a Unix-socket connection (the kernel caps it at
 # net.core.wmem_max and doubles what it grants; see _widen_send_buffer).
 SEND_BUFFER = 4 << 20
@@ -39,17 +54,35 @@ SEND_BUFFER = 4 << 20
 # Deadlock detected, serialization failure: the transaction can simply run again.
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 RETRIES = 5
+DISK_FULL = "53100"  # "could not extend file ...: No space left on device"
+# Server shutting down, crash recovery, too many connections: the server will be back.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def sqlstate(exc: DBAPIError) -> str:
+    return getattr(exc.orig, "sqlstate", None) or ""
 
 
 def is_disconnect(exc: DBAPIError) -> bool:
     """Did this error come from a lost or refused connection (server restart, failover)?"""
-    code = getattr(exc.orig, "sqlstate", None) or ""
+    code = sqlstate(exc)
     return bool(
         exc.connection_invalidated
         or isinstance(exc, OperationalError | InterfaceError)
         or code.startswith("08")
-        or code in ("57P01", "57P02", "57P03")
+        or code in UNAVAILABLE_SQLSTATES
     )
+
+
+def translate(exc: BaseException) -> DatabaseError:
+    """The crawler's error for an error of the driver (a DBAPIError or a CONNECTION_ERROR)."""
+    if isinstance(exc, DBAPIError):
+        code = sqlstate(exc)
+        if code == DISK_FULL:
+            return DatabaseFull(f"the database's disk is full ({describe(exc)})")
+        if not is_disconnect(exc):
+            return DatabaseRefused(describe(exc))
+    return DatabaseUnavailable(f"lost the database: {describe(exc)}")
 
 
 def libpq_parts(url: str) -> tuple[str, str | None]:
@@ -69,15 +102,16 @@ def redact(url: str) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a database error, without credentials."""
+    """One line for a database error, without credentials or the driver's class names."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
+        # SQLAlchemy's adapter of asyncpg's error; the error itself is its cause.
+        exc = exc.orig.__cause__ or exc.orig
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return redact(message)
 
 
 class Database:
-    """One AsyncEngine and one `async_sessionmaker(expire_on_commit=False)` for the process."""
+    """One AsyncEngine and its two sessionmakers (`expire_on_commit=False`) for the process."""
 
     def __init__(self, url: str, *, pool_size: int = 10, application_name: str = "crawler") -> None:
         self.url = url
@@ -114,36 +148,34 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A short-lived session in one transaction: the unit of every write."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        """A short-lived session in one transaction; errors translated (`translate`)."""
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+        except DB_ERRORS as exc:
+            raise translate(exc) from None
 
-    async def execute_retrying(
-        self, statement: Executable, params: dict[str, Any]
-    ) -> Row[Any] | None:
-        """Run one statement as its own transaction; return its first row, if any."""
-        rows = await self.execute_all(statement, params)
+    async def first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
+        """`execute`, and the first row, if any."""
+        rows = await self.execute(statement, params)
         return rows[0] if rows else None
 
-    async def execute_all(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+    async def execute(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
         """Run one statement as its own transaction (a short autocommit session: one round
         trip) and return its rows. A deadlock or serialization failure rolled the statement
-        back whole, so it is run again; a lost server raises DatabaseUnavailable."""
+        back whole, so it is run again; other errors are translated (`translate`)."""
         for attempt in range(RETRIES):
             try:
                 async with self.autocommit_sessionmaker() as session:
                     result = await session.execute(statement, params)
                     return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
             except DBAPIError as exc:
-                code = getattr(exc.orig, "sqlstate", None)
-                if code in RETRY_SQLSTATES and attempt < RETRIES - 1:
+                if sqlstate(exc) in RETRY_SQLSTATES and attempt < RETRIES - 1:
                     await asyncio.sleep(0.01 * (attempt + 1))
                     continue
-                if is_disconnect(exc):
-                    raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
-                raise
+                raise translate(exc) from None
             except CONNECTION_ERRORS as exc:
-                raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
+                raise translate(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def check(self) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
-from crawler.db.database import CONNECTION_ERRORS, Database, describe
-from crawler.errors import ConfigError, DatabaseUnavailable
+from crawler.db.database import Database
+from crawler.errors import ConfigError, DatabaseFull, DatabaseRefused
 
 
 async def run_sql(db: Database, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -19,10 +18,10 @@ async def run_sql(db: Database, sql: str) -> tuple[list[str], list[tuple[Any, ..
             if not result.returns_rows:  # type: ignore[attr-defined]
                 return [], []
             return list(result.keys()), [tuple(row) for row in result.all()]
-    except CONNECTION_ERRORS as exc:
-        raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
-    except DBAPIError as exc:
-        raise ConfigError(f"SQL error: {describe(exc)}") from None
+    except DatabaseFull:
+        raise
+    except DatabaseRefused as exc:  # the user's SQL, refused: a user mistake
+        raise ConfigError(f"SQL error: {exc}") from None
 
 
 async def other_clients(db: Database) -> int:

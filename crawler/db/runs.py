@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crawler.db.database import Database
+from crawler.db.frontier import OPEN_ROWS
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +109,6 @@ _FREE_DEAD_LEASES = text(
     """
 )
 
-_OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
-
 _FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
 
 
@@ -166,7 +165,7 @@ async def free_dead_leases(db: Database, run_id: int) -> int:
 
 async def open_in_run(db: Database, run_id: int) -> int:
     """Frontier rows of the run not done yet."""
-    row = await db.execute_retrying(_OPEN_ROWS, {"run_id": run_id})
+    row = await db.first(OPEN_ROWS, {"run_id": run_id})
     return int(row[0]) if row is not None else 0
 
 

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from crawler.config import load_settings
-from crawler.db import store
-from crawler.errors import DatabaseUnavailable
+from crawler.db import writer
+from crawler.errors import DatabaseRefused
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
 
@@ -187,8 +187,8 @@ async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
 async def test_a_run_analyzes_its_tables_once_it_has_written_enough_pages(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Statistics for the planner's cached plans (crawler.db.store): once, early in a run."""
-    monkeypatch.setattr(store, "ANALYZE_AFTER", 2)
+    """Statistics for the planner's cached plans (crawler.db.writer): once, early in a run."""
+    monkeypatch.setattr(writer, "ANALYZE_AFTER", 2)
     async with serve_site() as base:
         settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 2})
         summary = await crawl(settings)
@@ -312,7 +312,7 @@ async def test_a_database_that_refuses_every_write_ends_the_run_with_an_error(
         await conn.close()
     async with serve_site() as base:
         settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
-        with pytest.raises(DatabaseUnavailable, match="refused") as caught:
+        with pytest.raises(DatabaseRefused, match="refused") as caught:
             async with asyncio.timeout(60):
                 await crawl(settings)
     assert 'relation "fetches" does not exist' in str(caught.value)

@@ -1,4 +1,4 @@
-"""The batched page write (crawler.db.store): a record the server refuses fails alone."""
+"""The batched page write (crawler.db.writer): a record the server refuses fails alone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from crawler.db import store
 from crawler.db.database import Database
-from crawler.db.store import PgPageSink
+from crawler.db.store import PgStore
 from crawler.parse import parse_html
 from crawler.records import CrawlTask, FetchResult, PageRecord
 
@@ -56,7 +56,7 @@ async def test_a_refused_record_fails_alone_and_its_batch_is_stored(db_url: str)
             )
             for url in urls
         ]
-        sink = PgPageSink(db, crawl, run, OWNER)
+        sink = PgStore(db, crawl, run, OWNER)
         try:
             # Handed over together, before the writer runs: one batch.
             results = await asyncio.gather(
@@ -65,7 +65,7 @@ async def test_a_refused_record_fails_alone_and_its_batch_is_stored(db_url: str)
             )
         finally:
             await sink.close()
-        assert sink.batches == len(urls) - 1  # after the refused batch, each record alone
+        assert sink.writer.batches == len(urls) - 1  # after the refused batch, each record alone
         refused = [url for url, r in zip(urls, results, strict=True) if isinstance(r, Exception)]
         assert refused == ["https://site.example/poison"]
         assert "poisoned page" in str(results[2])
@@ -107,7 +107,7 @@ async def test_sitemap_entries_queue_new_urls_and_date_queued_ones(
         )
         day = datetime(2026, 11, 1, tzinfo=UTC)
         entries = [(site + name, day) for name in ("new", "queued", "leased", "done")]
-        sink = PgPageSink(db, crawl, run, OWNER)
+        sink = PgStore(db, crawl, run, OWNER)
         changed = await sink.enqueue_listed([*entries, (site + "undated", None)], 1)
         rows = await conn.fetch("SELECT url, depth, lastmod FROM frontier ORDER BY url")
     finally:
@@ -135,7 +135,7 @@ async def test_sitemap_entries_and_a_page_write_never_wait_on_each_other(db_url:
     try:
         crawl, run = await _run_with_rows(setup, {site + "b": "leased"})
         day = datetime(2026, 11, 1, tzinfo=UTC)
-        sink = PgPageSink(db, crawl, run, OWNER)
+        sink = PgStore(db, crawl, run, OWNER)
         async with writer.transaction():
             await writer.execute(
                 "UPDATE frontier SET state = 'done' WHERE run_id = $1 AND url = $2", run, site + "b"
