@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from crawler.records import CrawlTask, FetchResult, PageRecord
 
@@ -148,6 +149,7 @@ class MapFetcher:
         return self.answers.get(url) or FetchResult(url, url, 404, "text/plain")
 
 
-def html(url: str, body: str, **kw: object) -> FetchResult:
-    """A 200 text/html answer for `url`."""
-    return FetchResult(url, url, 200, "text/html", (), body.encode(), "utf-8", **kw)  # type: ignore[arg-type]
+def html(url: str, body: str, *, final_url: str | None = None, **kw: Any) -> FetchResult:
+    """A 200 text/html answer for `url` (from `final_url`, if it was redirected)."""
+    final = url if final_url is None else final_url
+    return FetchResult(url, final, 200, "text/html", (), body.encode(), "utf-8", **kw)
