@@ -1,11 +1,17 @@
 """Per-host politeness and robots.txt, as one process of a run applies them.
 
-`Hosts.fetch` is the only way the pool fetches: at most `concurrency` requests in flight in
-all (the pool runs more workers than that), at most `host_concurrency` to a host at once, its
-delay (or Crawl-delay) between their starts, Retry-After and 429/503 backoff;
-once another process has joined the run, the slots and delays go through the database
-(`HostGate`) so they hold across processes. `Hosts.robots` fetches, caches and refreshes each
+`Hosts.fetch` is the only way the runner fetches, whatever the `Fetcher` behind it (plain
+HTTP, or a browser that renders): at most `concurrency` requests in flight in all (the pool
+runs more workers than that), at most `host_concurrency` to a host at once, its delay (or
+Crawl-delay) between their starts, Retry-After and 429/503 backoff; once another process
+has joined the run, the slots and delays go through the database (`HostGate`) so they hold
+across processes. `Hosts.robots` fetches, caches and refreshes each
 origin's robots.txt.
+
+Which task goes next is not decided here: the pool's feeder claims tasks in frontier order,
+and a worker whose task's host has every slot busy takes another (`saturated`). A
+host-aware frontier, handing out tasks by host readiness, replaces that pick; `wait` and
+`saturated` are what it needs to know of this process.
 """
 
 from __future__ import annotations

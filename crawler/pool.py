@@ -24,7 +24,7 @@ from crawler.kinds import RunOutcome
 from crawler.known import KnownUrls
 from crawler.loop_health import LagMeter, tuned_gc
 from crawler.outage import DatabaseOutage
-from crawler.parsers import InlineParser, Parser
+from crawler.parse_workers import InlineParser, Parser
 from crawler.records import CrawlTask, RunStats
 from crawler.runner import TaskRunner
 from crawler.scope import Scope

@@ -34,7 +34,7 @@ from crawler.extract import CompiledRules, compile_rules
 from crawler.fetch import HttpFetcher
 from crawler.guard import private_hosts
 from crawler.kinds import ErrorKind, RunOutcome
-from crawler.parsers import parser_for
+from crawler.parse_workers import parser_for
 from crawler.pool import Pool
 from crawler.records import RunStats
 from crawler.scope import Scope

@@ -34,7 +34,7 @@ from crawler.kinds import ErrorKind, TaskOutcome
 from crawler.known import KnownUrls
 from crawler.outage import DatabaseOutage
 from crawler.parse import stored_page
-from crawler.parsers import Parser
+from crawler.parse_workers import Parser
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.scope import Scope
 from crawler.seams import Store

@@ -30,7 +30,7 @@ from crawler.urls import canonicalize
 
 log = logging.getLogger("crawler")
 MAX_SITEMAPS = 50
-SITEMAP_SLICE = 200  # sitemap URLs decided on between two turns of the loop (about 1 ms)
+SITEMAP_SLICE = 200  # sitemap URLs decided on between two turns of the loop
 
 
 class SitemapFeed:

@@ -126,8 +126,8 @@ class Database:
                     "application_name": application_name,
                     # A commit need not wait for its WAL flush: an OS crash can lose the
                     # last fraction of a second of pages, never consistency (those tasks
-                    # are simply crawled again). It makes each page write several times
-                    # cheaper on slow disks.
+                    # are simply crawled again). It makes each page write much cheaper on
+                    # slow disks.
                     "synchronous_commit": "off",
                 },
                 "timeout": 10,
@@ -199,15 +199,14 @@ class Database:
 def _widen_send_buffer(dbapi_connection: Any, _record: Any) -> None:
     """A larger send buffer for a connection over a Unix socket (the embedded server's).
 
-    A batch statement carries its pages' text: about 340 KB for 12 pages. Through a Unix
-    socket's default 208 KB buffer, asyncio sends the rest only once the server has read the
-    first part and the loop comes round to it again, one or two turns of a busy loop later;
-    measured on the 10,000-page benchmark, that was 1.3 ms of the 12.5 ms each batch took,
-    and the single writer is the crawl's bottleneck. Asking for more than net.core.wmem_max
-    gets wmem_max, doubled: twice the default buffer even on an untuned system. TCP
-    connections are left to the kernel's own send-buffer autotuning, which setting a size
-    would turn off. asyncpg keeps its transport private: if that ever changes, nothing is
-    done.
+    A batch statement carries its pages' text, often more than a Unix socket's default
+    buffer holds. asyncio then sends the rest only once the server has read the first part
+    and the loop comes round to it again, one or two turns of a busy loop later: a tenth of
+    each batch's time, and the single writer is the crawl's bottleneck. Asking for more
+    than net.core.wmem_max gets wmem_max, doubled: twice the default buffer even on an
+    untuned system. TCP connections are left to the kernel's own send-buffer autotuning,
+    which setting a size would turn off. asyncpg keeps its transport private: if that ever
+    changes, nothing is done.
     """
     transport = getattr(getattr(dbapi_connection, "driver_connection", None), "_transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None

@@ -37,10 +37,10 @@ from crawler.errors import DatabaseUnavailable
 DATABASE = "crawler"
 SYSTEM_USER = "crawler_pg"
 KEEP_MARKER = "keep-running"
-# For a crawl's write load (measured on a 10,000-page crawl, pg_stat_io): a new WAL segment
-# is not filled with zeros before use (436 MB of writes saved; WAL records carry their own
-# checksums, so recovery never trusts stale bytes), and 256 MB of shared buffers instead of
-# 128 MB keep the crawl's backends from writing out evicted pages (193 -> 75 MB).
+# For a crawl's write load (read in pg_stat_io): a new WAL segment is not filled with zeros
+# before use (WAL records carry their own checksums, so recovery never trusts stale bytes),
+# and shared buffers twice the default keep the crawl's backends from writing out evicted
+# pages themselves (README, "Performance").
 SERVER_SETTINGS = "-c wal_init_zero=off -c shared_buffers=256MB"
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; ".s.PGSQL.5432" must fit after the dir
 

@@ -43,8 +43,8 @@ from crawler.records import PageRecord
 log = logging.getLogger(__name__)
 
 # Pages a statement at most. A batch is encoded and sent in one step of the loop (its text is
-# about 25 KB a page), and the server's work on it can take the loop's CPU for as long: larger
-# batches after a stall held the loop for over 10 ms.
+# tens of KB a page), and the server's work on it can take the loop's CPU for as long: larger
+# batches after a stall held the loop too long (README, "Performance").
 MAX_BATCH = 16
 ANALYZE_AFTER = 500  # pages written in a run before its tables are analyzed
 ANALYZE_WAIT = 2.0  # seconds an analysis still running at the end may take

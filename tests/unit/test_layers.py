@@ -53,7 +53,7 @@ LAYERS: dict[str, int] = {
     "crawler.outage": 3,  # rides out a database outage for the whole pool
     "crawler.sitemap_feed": 3,  # sitemaps into the frontier
     "crawler.loop_health": 3,  # event-loop lag and the collector's tuning
-    "crawler.parsers": 3,  # parse on the loop or in worker processes
+    "crawler.parse_workers": 3,  # parse on the loop or in worker processes
     # 4 wiring
     "crawler.run": 4,
     "crawler.reparse": 4,  # stored bodies (db) through parse and extract, written back

@@ -17,7 +17,7 @@ from crawler.hosts import Hosts
 from crawler.kinds import ErrorKind, RunOutcome
 from crawler.known import KnownUrls
 from crawler.outage import DatabaseOutage
-from crawler.parsers import InlineParser
+from crawler.parse_workers import InlineParser
 from crawler.records import CrawlTask, FetchResult, RunStats
 from crawler.runner import TaskRunner
 from crawler.scope import Scope
