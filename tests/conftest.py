@@ -17,6 +17,7 @@ import pytest
 
 from crawler.config import normalise_database_url
 from crawler.db import embedded, migrate
+from tests.sql import plain_url
 
 # One template a test session: sessions that share a server (CRAWLER_TEST_DATABASE_URL) do
 # not drop each other's.
@@ -28,13 +29,8 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def _plain(url: str) -> str:
-    """asyncpg.connect wants postgresql://, not SQLAlchemy's postgresql+asyncpg://."""
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def _admin(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(_plain(url))
+    return await asyncpg.connect(plain_url(url))
 
 
 async def _make_template(server_url: str) -> None:

@@ -17,6 +17,7 @@ from crawler.config import Settings
 from crawler.fetch import HttpFetcher
 from crawler.parse import parse_html
 from crawler.records import FetchResult
+from crawler.urls import canonicalize
 from tests.decoded import html_text, text_of
 from tests.hostile import server
 from tests.hostile.server import ENDPOINTS, Endpoint, serve_in_subprocess
@@ -163,7 +164,6 @@ def test_index_links_every_endpoint(batch: Batch) -> None:
     ids=["deep-nesting", "many-links", "png", "garbage", "nul", "unclosed"],
 )
 def test_parser_survives_hostile_bodies(body: str) -> None:
-    started = time.monotonic()
     page = parse_html(body, "http://127.0.0.1/")
-    assert time.monotonic() - started < 3.0
-    assert isinstance(page.text, str)
+    for url, _text, _nofollow in page.links:
+        assert canonicalize(url) == url

@@ -14,7 +14,6 @@ import contextlib
 import gzip
 import json
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -331,7 +330,6 @@ async def test_plain_html_with_charset(server: str) -> None:
     assert result.final_url == server + "/utf8"
     assert result.redirects == ()
     assert result.retryable is False
-    assert result.elapsed_ms >= 0
     assert result.header("Content-Type") == "text/html; charset=utf-8"
 
 
@@ -461,14 +459,14 @@ async def test_redirect_status_without_location_is_returned(server: str) -> None
 
 
 async def test_slow_body_hits_read_timeout(server: str) -> None:
-    settings = Settings(read_timeout=0.3, connect_timeout=1.0, total_timeout=5.0)
-    started = time.monotonic()
+    settings = Settings(read_timeout=0.3, connect_timeout=1.0, total_timeout=20.0)
     result = await fetch(server + "/slow-body", settings)
     assert result.error_kind == "timeout"
+    # aiohttp's socket-read timer fired, not the total one (which says nothing of sockets).
+    assert result.error is not None and "reading data from socket" in result.error
     assert result.retryable is True
     assert result.status == 200  # headers had arrived
     assert text_of(result) is None and result.body == b""
-    assert time.monotonic() - started < 2.0
 
 
 async def test_slow_headers_hit_read_timeout(raw: str) -> None:
@@ -479,13 +477,12 @@ async def test_slow_headers_hit_read_timeout(raw: str) -> None:
 
 
 async def test_trickling_body_hits_total_timeout(server: str) -> None:
-    settings = Settings(read_timeout=1.0, connect_timeout=1.0, total_timeout=0.5)
-    started = time.monotonic()
-    result = await fetch(server + "/trickle", settings)
+    """The body never ends and never pauses for read_timeout: only the total timer ends it."""
+    settings = Settings(read_timeout=5.0, connect_timeout=5.0, total_timeout=0.5)
+    result = await asyncio.wait_for(fetch(server + "/trickle", settings), 30)
     assert result.error_kind == "timeout"
     assert result.retryable is True
-    assert result.error
-    assert time.monotonic() - started < 1.5
+    assert result.error is not None and "total 0.5s" in result.error
 
 
 async def test_endless_body_over_cap_is_too_large(server: str) -> None:
@@ -498,11 +495,11 @@ async def test_endless_body_over_cap_is_too_large(server: str) -> None:
 
 
 async def test_gzip_bomb_stops_early(server: str) -> None:
-    gzip_bomb()  # compress outside the timed part
-    started = time.monotonic()
-    result = await fetch(server + "/bomb")  # cap 1 MiB, 16 MiB inflated
+    """Counted decompressed: the cap stops the bomb after 1 MiB of its 16 inflated."""
+    result = await asyncio.wait_for(fetch(server + "/bomb"), 30)
     assert result.error_kind == "too_large"
-    assert time.monotonic() - started < 1.0
+    assert result.error == f"body is over the {SETTINGS.max_body_bytes}-byte limit"
+    assert result.body == b""
 
 
 async def test_body_exactly_at_cap_is_fine(server: str) -> None:
