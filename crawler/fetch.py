@@ -20,21 +20,27 @@ import asyncio
 import codecs
 import importlib.util
 import re
-import ssl
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TypeVar
-from urllib.parse import quote, urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
+from crawler.fetch_errors import (
+    Exchange,
+    FetchFailure,
+    cause,
+    classify,
+    elapsed_ms,
+    failed_result,
+    one_line,
+)
 from crawler.guard import (
     AddressPolicy,
     BlockedAddressError,
@@ -43,6 +49,14 @@ from crawler.guard import (
     ip_literal,
     is_public_address,
     private_hosts,
+)
+from crawler.headers import (
+    REDIRECT_STATUSES,
+    clean_header,
+    decodable,
+    kept_headers,
+    location_url,
+    parse_content_type,
 )
 from crawler.kinds import ErrorKind
 from crawler.records import FetchResult, decode
@@ -57,24 +71,8 @@ ACCEPT_ENCODING = "gzip, deflate, br" if _HAS_BROTLI else "gzip, deflate"
 _PY = sys.version_info[:3]
 _NEEDS_CLEANUP_CLOSED = _PY < (3, 12, 8) or (3, 13, 0) <= _PY < (3, 13, 1)
 
-KEPT_HEADERS = frozenset(
-    {
-        "content-type",
-        "etag",
-        "last-modified",
-        "retry-after",
-        "location",
-        "content-length",
-        "x-robots-tag",
-    }
-)
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-RETRYABLE_KINDS = frozenset({ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.BAD_RESPONSE})
-_E = TypeVar("_E", bound=BaseException)
-_AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 _CHUNK = 64 * 1024
-_MESSAGE_MAX = 300
 _UNUSABLE = "unusable"  # a verdict of _check_url: no http(s) URL with a host
 _UNJUDGED = "unjudged"
 MAX_VERDICTS = 10_000
@@ -97,28 +95,6 @@ _WEB_ALIASES = {
     "ascii": "cp1252",
     "x-user-defined": "cp1252",
 }
-
-
-class _Failure(Exception):
-    """An exchange ended in one of our error kinds (raised and caught inside this module)."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """What is known so far about one fetch, kept when it fails half-way."""
-
-    url: str
-    max_redirects: int = 10
-    redirects: list[str] = field(default_factory=list)
-    status: int | None = None
-    content_type: str | None = None
-    charset: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 class HttpFetcher:
@@ -225,7 +201,7 @@ class HttpFetcher:
             raise RuntimeError("use HttpFetcher inside 'async with'")
         started = time.perf_counter()
         limit = self._settings.max_redirects if max_redirects is None else max_redirects
-        state = _Exchange(url=url, max_redirects=limit)
+        state = Exchange(url=url, max_redirects=limit)
         body = b""
         try:
             self._check_url(url, kind_if_bad=ErrorKind.BAD_SCHEME)
@@ -233,15 +209,15 @@ class HttpFetcher:
                 state.url = urldefrag(url).url
             async with asyncio.timeout(self._settings.total_timeout or None):
                 body = await self._exchange(session, state, headers)
-        except _Failure as failure:
-            return _failed(url, state, started, failure.kind, failure.message)
+        except FetchFailure as failure:
+            return failed_result(url, state, started, failure.kind, failure.message)
         except (aiohttp.ClientError, HttpProcessingError, OSError, ValueError) as exc:
             # OSError covers TimeoutError (asyncio's included) and raw ssl.SSLError;
             # ValueError covers URLs that yarl refuses (InvalidURL is one).
-            kind = _classify(exc, redirected=bool(state.redirects))
-            blocked = _cause(exc, BlockedAddressError)
+            kind = classify(exc, redirected=bool(state.redirects))
+            blocked = cause(exc, BlockedAddressError)
             message = self._message(kind, exc if blocked is None else blocked)
-            return _failed(url, state, started, kind, message)
+            return failed_result(url, state, started, kind, message)
         return FetchResult(
             url=url,
             final_url=state.url,
@@ -250,7 +226,7 @@ class HttpFetcher:
             headers=state.headers,
             body=body,
             encoding=html_encoding(body, state.content_type, state.charset),
-            elapsed_ms=_elapsed_ms(started),
+            elapsed_ms=elapsed_ms(started),
             redirects=tuple(state.redirects),
             retryable=state.status is not None and (state.status >= 500 or state.status == 429),
         )
@@ -262,12 +238,12 @@ class HttpFetcher:
                 f"{type(exc).__name__}: no complete response within the time limits "
                 f"(connect {s.connect_timeout}s, read {s.read_timeout}s, total {s.total_timeout}s)"
             )
-        return _one_line(exc)
+        return one_line(exc)
 
     async def _exchange(
         self,
         session: aiohttp.ClientSession,
-        state: _Exchange,
+        state: Exchange,
         extra_headers: Mapping[str, str] | None,
     ) -> bytes:
         """Request `state.url`, follow redirects by hand, return the final body."""
@@ -280,10 +256,10 @@ class HttpFetcher:
                 state.url, headers=request_headers, allow_redirects=False
             ) as resp:
                 state.status = resp.status
-                state.headers = _kept_headers(resp.headers.items())
+                state.headers = kept_headers(resp.headers.items())
                 content_type = resp.headers.get("Content-Type")
-                state.content_type, state.charset = _parse_content_type(
-                    None if content_type is None else _clean(content_type)
+                state.content_type, state.charset = parse_content_type(
+                    None if content_type is None else clean_header(content_type)
                 )
                 location = resp.headers.get("Location")
                 if resp.status in REDIRECT_STATUSES and location is not None:
@@ -292,25 +268,25 @@ class HttpFetcher:
                     state.url = target
                     continue
                 coding = resp.headers.get("Content-Encoding")
-                if coding is not None and resp.content_length != 0 and not _decodable(coding):
+                if coding is not None and resp.content_length != 0 and not decodable(coding):
                     # aiohttp hands such a body over as it came: compressed bytes, not text.
-                    raise _Failure(
+                    raise FetchFailure(
                         ErrorKind.BAD_CONTENT, f"unsupported Content-Encoding {coding[:50]!r}"
                     )
                 return await _read_capped(resp.content, self._settings.max_body_bytes)
 
-    def _redirect_target(self, state: _Exchange, location: str) -> str:
+    def _redirect_target(self, state: Exchange, location: str) -> str:
         try:
-            target = urldefrag(urljoin(state.url, _location_url(location))).url
+            target = urldefrag(urljoin(state.url, location_url(location))).url
         except ValueError as exc:
-            raise _Failure(
+            raise FetchFailure(
                 ErrorKind.BAD_REDIRECT, f"unusable Location {location[:100]!r}: {exc}"
             ) from None
         self._check_url(target, kind_if_bad=ErrorKind.BAD_REDIRECT)
         if target == state.url or target in state.redirects:
-            raise _Failure(ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop back to {target}")
+            raise FetchFailure(ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop back to {target}")
         if len(state.redirects) >= state.max_redirects:
-            raise _Failure(
+            raise FetchFailure(
                 ErrorKind.TOO_MANY_REDIRECTS, f"more than {state.max_redirects} redirects"
             )
         return target
@@ -318,7 +294,9 @@ class HttpFetcher:
     def _check_url(self, url: str, *, kind_if_bad: ErrorKind) -> None:
         limit = self._settings.max_url_length
         if len(url) > limit:
-            raise _Failure(ErrorKind.URL_TOO_LONG, f"URL is {len(url)} characters, over {limit}")
+            raise FetchFailure(
+                ErrorKind.URL_TOO_LONG, f"URL is {len(url)} characters, over {limit}"
+            )
         # The verdict depends on the scheme and authority only: kept per "scheme://authority"
         # (a crawl has few), it spares each fetch a urlsplit and an IP parse.
         key = scheme_and_authority(url) or url
@@ -328,9 +306,9 @@ class HttpFetcher:
             if len(self._verdicts) > MAX_VERDICTS:
                 self._verdicts.clear()
         if verdict == _UNUSABLE:
-            raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
+            raise FetchFailure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
         if verdict is not None:
-            raise _Failure(ErrorKind.BLOCKED_ADDRESS, verdict)
+            raise FetchFailure(ErrorKind.BLOCKED_ADDRESS, verdict)
 
     def _judge(self, url: str) -> str | None:
         """None for a usable URL; `_UNUSABLE`; or why its IP literal is refused."""
@@ -349,19 +327,6 @@ class HttpFetcher:
         return None
 
 
-def _decodable(coding: str) -> bool:
-    """Is a Content-Encoding value one aiohttp decodes (or raises about), or no coding?
-
-    aiohttp decodes exactly "gzip", "deflate", "br" and "zstd" (case-insensitive; raising if
-    it lacks the library) and passes anything else through untouched: "x-gzip", "gzip, br",
-    "snappy"... Those bodies are not what the Content-Type says.
-    """
-    return (coding.isascii() and coding.lower() in _AIOHTTP_CODINGS) or coding.strip().lower() in (
-        "",
-        "identity",
-    )
-
-
 async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
     """Read the (decompressed) body in chunks; stop at once when it passes `cap` bytes."""
     chunks: list[bytes] = []
@@ -373,117 +338,8 @@ async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
         total += len(chunk)
         if total > cap:
             # Leaving the response unread makes aiohttp close the connection, not reuse it.
-            raise _Failure(ErrorKind.TOO_LARGE, f"body is over the {cap}-byte limit")
+            raise FetchFailure(ErrorKind.TOO_LARGE, f"body is over the {cap}-byte limit")
         chunks.append(chunk)
-
-
-def _classify(exc: BaseException, *, redirected: bool) -> ErrorKind:
-    """Map an aiohttp / socket exception to one of our error kinds (order matters)."""
-    if _cause(exc, BlockedAddressError) is not None:
-        # Raised by GuardedResolver; aiohttp wraps it in ClientConnectorDNSError.
-        return ErrorKind.BLOCKED_ADDRESS
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return ErrorKind.DNS
-    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
-        return ErrorKind.TLS
-    if isinstance(exc, TimeoutError):
-        return ErrorKind.TIMEOUT
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ErrorKind.CONNECT
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError) and _caused_by(
-        exc, ContentEncodingError
-    ):
-        # Corrupt compressed data (a payload error), or an encoding aiohttp cannot decode
-        # here, such as br without Brotli (raised with the headers, as a response error).
-        return ErrorKind.BAD_CONTENT
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ErrorKind.BAD_RESPONSE
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # A response aiohttp could not parse; its HttpProcessingError is in __cause__.
-        if _caused_by(exc, LineTooLong) or "Too many headers" in str(exc):
-            return ErrorKind.HEADER_TOO_LARGE
-        return ErrorKind.BAD_RESPONSE
-    if isinstance(exc, aiohttp.InvalidURL) or (
-        isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError)
-    ):
-        # A URL that passed our checks but that yarl / IDNA refuse (bad port, bad label...).
-        return ErrorKind.BAD_REDIRECT if redirected else ErrorKind.BAD_SCHEME
-    return ErrorKind.BAD_RESPONSE
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    return _cause(exc, kind) is not None
-
-
-def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
-    """`exc` or the first exception of type `kind` in its cause / context chain."""
-    seen = 0
-    cur: BaseException | None = exc
-    while cur is not None and seen < 10:
-        if isinstance(cur, kind):
-            return cur
-        cur = cur.__cause__ or cur.__context__
-        seen += 1
-    return None
-
-
-def _failed(
-    url: str, state: _Exchange, started: float, kind: ErrorKind, message: str
-) -> FetchResult:
-    return FetchResult(
-        url=url,
-        final_url=state.url,
-        status=state.status,
-        content_type=state.content_type,
-        headers=state.headers,
-        elapsed_ms=_elapsed_ms(started),
-        redirects=tuple(state.redirects),
-        error_kind=kind,
-        error=message,
-        retryable=kind in RETRYABLE_KINDS,
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 1] + "…"
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
-def _kept_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    for name, value in items:
-        lname = name.lower()
-        if lname in KEPT_HEADERS:
-            out.append((lname, _clean(value)))
-    return tuple(out)
-
-
-def _clean(value: str) -> str:
-    """aiohttp decodes header bytes as UTF-8 with surrogateescape; make them plain text."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _location_url(value: str) -> str:
-    """A Location value as an ASCII URL: raw non-ASCII bytes percent-encoded, %XX kept."""
-    raw = value.strip().encode("utf-8", "surrogateescape")
-    return quote(raw, safe="!#$%&'()*+,-./:;=?@[]_~")
-
-
-def _parse_content_type(value: str | None) -> tuple[str | None, str | None]:
-    """'Text/HTML; charset="ISO-8859-1"' -> ('text/html', 'iso-8859-1')."""
-    if not value:
-        return None, None
-    mime, _, params = value.partition(";")
-    charset = None
-    for param in params.split(";"):
-        key, _, val = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = val.strip().strip("\"'").strip().lower() or None
-    return mime.strip().lower() or None, charset
 
 
 def _is_html(body: bytes, content_type: str | None) -> bool:

@@ -21,7 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from crawler.config import Settings
-from crawler.fetch import ACCEPT_ENCODING, KEPT_HEADERS, HttpFetcher
+from crawler.fetch import ACCEPT_ENCODING, HttpFetcher
+from crawler.headers import KEPT_HEADERS
 from crawler.records import FetchResult
 from tests.decoded import html_text, text_of
 from tests.hostile.server import RawHandler, RawServer, canned
