@@ -4,8 +4,8 @@
 `FetchResult`. It follows redirects itself, enforces the URL, header, body and time limits
 from `Settings`, sniffs the encoding of HTML bodies (the parser decodes them where it
 parses), and translates every failure of the network or the server into an `ErrorKind`
-with a one-line message and a retry hint: `fetch` never raises for anything the other side
-does.
+with a one-line message and a retry hint (crawler.fetch_errors): `fetch` never raises for
+anything the other side does. Reading the response's head is crawler.headers'.
 
 It refuses to connect to non-public addresses: IP-literal URLs and redirect targets are
 checked here before any request, host names on the address they resolve to, inside the

@@ -1,4 +1,5 @@
-"""The crawl's closed sets, as StrEnums: how a fetch failed, how a task ended, how a run ended.
+"""The crawl's closed sets, as StrEnums: how a fetch failed, how a task ended, how a run
+ended and what its status is.
 
 A typo in one of these is a type error, and the README's tables are checked against them
 (tests/unit/test_kinds.py). Being `str`s, the members are stored and printed as their values.
@@ -40,6 +41,14 @@ class TaskOutcome(StrEnum):
     RETRIED = "retried"  # the attempt is recorded and the task queued again for later
     SKIPPED = "skipped"  # not due (--revisit-after): marked done without a fetch
     POSTPONED = "postponed"  # its host asked us to wait: given back, nothing recorded
+
+
+class RunStatus(StrEnum):
+    """A run's status (`crawl_runs.status`)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"  # the frontier was emptied, or --max-pages reached
+    INTERRUPTED = "interrupted"  # a signal, --max-duration, a full disk: resumable
 
 
 class RunOutcome(StrEnum):

@@ -33,7 +33,7 @@ from crawler.errors import ConfigError, DatabaseError, DatabaseFull, RunLocked
 from crawler.extract import CompiledRules, compile_rules
 from crawler.fetch import HttpFetcher
 from crawler.guard import private_hosts
-from crawler.kinds import ErrorKind, RunOutcome
+from crawler.kinds import ErrorKind, RunOutcome, RunStatus
 from crawler.parse_workers import parser_for
 from crawler.pool import Pool
 from crawler.records import RunStats
@@ -59,7 +59,7 @@ class Summary:
 
     crawl: str
     run_id: int
-    status: str
+    status: RunStatus
     resumed: bool
     stats: RunStats
     db_statements: int = 0
@@ -258,7 +258,7 @@ async def _crawl_run(
     # Stopped by a signal, by --max-duration or by a full disk: the run stays open, to be
     # resumed.
     finished = outcome in (RunOutcome.FINISHED, RunOutcome.LIMIT)
-    status = "finished" if finished else "interrupted"
+    status = RunStatus.FINISHED if finished else RunStatus.INTERRUPTED
     stats = pool.stats
     failed = sum(n for kind, n in stats.error_kinds.items() if kind != ErrorKind.ROBOTS)
     if outcome is RunOutcome.DATABASE_FULL:

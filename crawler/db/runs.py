@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crawler.db.database import Database
 from crawler.db.frontier import OPEN_ROWS
+from crawler.kinds import RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ async def open_run(db: Database, crawl: CrawlInfo, *, new_run: bool = False) -> 
     return RunInfo(int(run_id), crawl, resumed=False)
 
 
-async def finish_run(db: Database, run_id: int, status: str, stats: dict[str, Any]) -> None:
+async def finish_run(db: Database, run_id: int, status: RunStatus, stats: dict[str, Any]) -> None:
     params = {"run_id": run_id, "status": status, "stats": json.dumps(stats)}
     async with db.transaction() as session:
         await session.execute(_FINISH_RUN, params)
