@@ -20,10 +20,12 @@ import asyncio
 import codecs
 import importlib.util
 import re
+import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
@@ -61,6 +63,9 @@ from crawler.headers import (
 from crawler.kinds import ErrorKind
 from crawler.records import FetchResult, decode
 from crawler.urls import scheme_and_authority
+
+# How the connector makes a socket for an address info (aiohttp's SocketFactoryType).
+SocketFactory = Callable[[tuple[Any, ...]], socket.socket]
 
 # aiohttp decodes br with either of these; advertise it only when it can.
 _HAS_BROTLI = any(importlib.util.find_spec(name) is not None for name in ("brotlicffi", "brotli"))
@@ -102,8 +107,9 @@ class HttpFetcher:
 
     `allowed_private_hosts`: hosts that may be at non-public addresses; None (the default)
     means the hosts of `settings.seeds` that are (`private_hosts`). `allow_private=True`
-    allows every host. `resolver` replaces aiohttp's default resolver (tests pass a fake);
-    the Fetcher closes only the resolver it made.
+    allows every host. `resolver` replaces aiohttp's default resolver, and `socket_factory`
+    (aiohttp's: an address info in, a socket out) how sockets are made: tests pass fakes of
+    both to see what would be connected to. The fetcher closes only the resolver it made.
     """
 
     def __init__(
@@ -113,12 +119,14 @@ class HttpFetcher:
         allow_private: bool = False,
         allowed_private_hosts: frozenset[str] | None = None,
         resolver: AbstractResolver | None = None,
+        socket_factory: SocketFactory | None = None,
     ) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._allow_private = allow_private
         self._allowed_private_hosts = allowed_private_hosts
         self._resolver = resolver
+        self._socket_factory = socket_factory
         self._guard: GuardedResolver | None = None
         self._policy = AddressPolicy.of(allow_all=allow_private, hosts=allowed_private_hosts or ())
         self._verdicts: dict[str, str | None] = {}  # _check_url's, by scheme and authority
@@ -146,6 +154,7 @@ class HttpFetcher:
             limit_per_host=s.host_concurrency or s.concurrency,
             ttl_dns_cache=300,
             enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
+            socket_factory=self._socket_factory,
         )
         timeout = aiohttp.ClientTimeout(
             # total_timeout bounds the whole fetch, redirects included, with one timer of
