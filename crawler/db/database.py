@@ -6,7 +6,10 @@ the driver raises on the way is translated by `translate`, the one place that re
 - `Database.execute` / `Database.first`: one statement in a short autocommit session (one
   round trip; the unit of the crawl's writes: crawler.db.writer), run again on a deadlock;
 - `Database.transaction()`: a short session in one transaction, for reads and for the few
-  writes of several statements (crawls, runs, locks).
+  writes of several statements (crawls, runs).
+
+The one connection held longer is the crawl lock's (db/runs.py, an advisory lock that lives
+as long as its connection); its errors go through `translate` too.
 
 A lost or refused connection becomes `DatabaseUnavailable` (wait and retry); a statement the
 server refuses becomes `DatabaseRefused` (a bug, a damaged schema, missing rights: report

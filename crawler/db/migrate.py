@@ -8,9 +8,8 @@ import importlib.resources
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy.exc import DBAPIError
 
-from crawler.db.database import CONNECTION_ERRORS, describe, redact
+from crawler.db.database import DB_ERRORS, describe, redact, translate
 from crawler.errors import DatabaseUnavailable
 
 
@@ -29,10 +28,10 @@ async def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` to `revision`, in a thread (Alembic's API is sync)."""
     try:
         await asyncio.to_thread(_upgrade, url, revision)
-    except (*CONNECTION_ERRORS, DBAPIError) as exc:  # type: ignore[misc]
-        raise DatabaseUnavailable(
-            f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}"
-        ) from None
+    except DB_ERRORS as exc:
+        # Unavailable or refused (rights to create tables, say), as `translate` has it.
+        kind = type(translate(exc))
+        raise kind(f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}") from None
     except CommandError as exc:  # e.g. a schema revision this version does not know
         hint = (
             ": its schema was migrated by a newer version of the crawler; upgrade this one"

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crawler.db.database import Database
+from crawler.db.database import DB_ERRORS, Database, translate
 from crawler.db.frontier import OPEN_ROWS
 from crawler.kinds import RunStatus
 
@@ -189,9 +189,17 @@ class CrawlLock:
         self.conn: AsyncConnection | None = None
 
     async def acquire(self) -> bool:
-        conn = await self.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
         params = {"ns": _LOCK_NAMESPACE, "id": self.crawl_id}
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), params)).scalar()
+        try:
+            conn = await self.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+            try:
+                result = await conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), params)
+            except BaseException:
+                await conn.close()
+                raise
+        except DB_ERRORS as exc:
+            raise translate(exc) from None
+        got = result.scalar()
         if got:
             self.conn = conn
         else:
