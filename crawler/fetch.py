@@ -20,12 +20,10 @@ import asyncio
 import codecs
 import importlib.util
 import re
-import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
@@ -47,6 +45,7 @@ from crawler.guard import (
     AddressPolicy,
     BlockedAddressError,
     GuardedResolver,
+    SocketFactory,
     address_kind,
     ip_literal,
     is_public_address,
@@ -63,9 +62,6 @@ from crawler.headers import (
 from crawler.kinds import ErrorKind
 from crawler.records import FetchResult, decode
 from crawler.urls import scheme_and_authority
-
-# How the connector makes a socket for an address info (aiohttp's SocketFactoryType).
-SocketFactory = Callable[[tuple[Any, ...]], socket.socket]
 
 # aiohttp decodes br with either of these; advertise it only when it can.
 _HAS_BROTLI = any(importlib.util.find_spec(name) is not None for name in ("brotlicffi", "brotli"))

@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -25,6 +26,10 @@ from aiohttp.resolver import DefaultResolver
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # RFC 6052 NAT64 prefix: its last 32 bits are an IPv4 address the gateway connects to.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+# How the connector makes a socket for an address info (aiohttp's SocketFactoryType): the
+# fetcher takes one, so tests can see where it would connect without connecting.
+SocketFactory = Callable[[tuple[Any, ...]], socket.socket]
 
 
 class BlockedAddressError(OSError):
