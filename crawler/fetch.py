@@ -1,44 +1,64 @@
-"""HTTP fetching: the one module that imports aiohttp.
+"""HTTP fetching: `HttpFetcher`, the crawl's `Fetcher` (crawler.seams) over aiohttp.
 
-`Fetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
+`HttpFetcher` owns the process's single `aiohttp.ClientSession` and turns one URL into one
 `FetchResult`. It follows redirects itself, enforces the URL, header, body and time limits
 from `Settings`, sniffs the encoding of HTML bodies (the parser decodes them where it
-parses), and translates every failure of the network or the server into an `error_kind`
-with a one-line message and a retry hint: `fetch` never raises for anything the other side
-does.
+parses), and translates every failure of the network or the server into an `ErrorKind`
+with a one-line message and a retry hint (crawler.fetch_errors): `fetch` never raises for
+anything the other side does. Reading the response's head is crawler.headers'.
 
-It also refuses to connect to non-public addresses (loopback, private, link-local,
-unspecified, multicast, reserved): IP-literal URLs and redirect targets are checked before
-any request, and host names on the address they resolve to, inside the connector's resolver
-(`GuardedResolver`), so the address checked is the address connected to and a DNS answer that
-changes between two lookups cannot slip through. Hosts in `allowed_private_hosts` (by default
-the seeds' own hosts when they are such addresses) or every host with `allow_private=True`
-are exempt.
+It refuses to connect to non-public addresses: IP-literal URLs and redirect targets are
+checked here before any request, host names on the address they resolve to, inside the
+connector's resolver (crawler.guard, which owns the address rules). Hosts in
+`allowed_private_hosts` (by default the seeds' own hosts when they are such addresses) or
+every host with `allow_private=True` are exempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
-import ipaddress
-import socket
-import ssl
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TypeVar
-from urllib.parse import quote, urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
+from aiohttp.abc import AbstractResolver
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import DefaultResolver
 
 from crawler.config import Settings
 from crawler.encoding import html_encoding
+from crawler.fetch_errors import (
+    Exchange,
+    FetchFailure,
+    cause,
+    classify,
+    elapsed_ms,
+    failed_result,
+    one_line,
+)
+from crawler.guard import (
+    AddressPolicy,
+    BlockedAddressError,
+    GuardedResolver,
+    SocketFactory,
+    address_kind,
+    ip_literal,
+    is_public_address,
+    private_hosts,
+)
+from crawler.headers import (
+    REDIRECT_STATUSES,
+    clean_header,
+    decodable,
+    kept_headers,
+    location_url,
+    parse_content_type,
+)
+from crawler.kinds import ErrorKind
 from crawler.records import FetchResult
 from crawler.urls import scheme_and_authority
 
@@ -51,237 +71,20 @@ ACCEPT_ENCODING = "gzip, deflate, br" if _HAS_BROTLI else "gzip, deflate"
 _PY = sys.version_info[:3]
 _NEEDS_CLEANUP_CLOSED = _PY < (3, 12, 8) or (3, 13, 0) <= _PY < (3, 13, 1)
 
-KEPT_HEADERS = frozenset(
-    {
-        "content-type",
-        "etag",
-        "last-modified",
-        "retry-after",
-        "location",
-        "content-length",
-        "x-robots-tag",
-    }
-)
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-RETRYABLE_KINDS = frozenset({"connect", "timeout", "bad_response"})
-_E = TypeVar("_E", bound=BaseException)
-_AIOHTTP_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 _CHUNK = 64 * 1024
-_MESSAGE_MAX = 300
 _UNUSABLE = "unusable"  # a verdict of _check_url: no http(s) URL with a host
 _UNJUDGED = "unjudged"
 MAX_VERDICTS = 10_000
 
 
-class _Failure(Exception):
-    """An exchange ended in one of our error kinds (raised and caught inside this module)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """What is known so far about one fetch, kept when it fails half-way."""
-
-    url: str
-    max_redirects: int = 10
-    redirects: list[str] = field(default_factory=list)
-    status: int | None = None
-    content_type: str | None = None
-    charset: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-# --- non-public addresses -------------------------------------------------------------------
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# RFC 6052 NAT64 prefix: its last 32 bits are an IPv4 address the gateway connects to.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class BlockedAddressError(OSError):
-    """A host has no address the crawler may connect to (raised inside the resolver)."""
-
-
-def is_public_address(address: str | IPAddress) -> bool:
-    """True for a globally routable unicast address: what a crawler may connect to.
-
-    False for loopback, private (RFC 1918, fc00::/7), shared (100.64.0.0/10), link-local
-    (169.254.0.0/16, fe80::/10), unspecified, multicast, reserved and documentation ranges,
-    for IPv6 forms that embed such an IPv4 address (::ffff:0:0/96, 64:ff9b::/96, 2002::/16),
-    and for anything that is not an IP address at all.
-    """
-    if isinstance(address, str):
-        try:
-            ip: IPAddress = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-    else:
-        ip = address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return is_public_address(ip.ipv4_mapped)
-        if ip in _NAT64:
-            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.sixtofour is not None and not is_public_address(ip.sixtofour):
-            return False
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-def normal_host(host: str) -> str:
-    """A host as the address checks compare it: lower-case, no trailing dot, no brackets,
-    IP literals in their standard spelling ("[::1]" and "0:0::1" are both "::1"), names in
-    their ASCII form (what the resolver is asked about: "bücher.test" is "xn--bcher-kva.test").
-    """
-    host = host.strip().lower().rstrip(".")
-    ip = _ip_literal(host)
-    if ip is not None:
-        return str(ip)
-    host = host.strip("[]")
-    if not host.isascii():
-        with contextlib.suppress(UnicodeError):  # a name IDNA refuses stays as it is
-            host = host.encode("idna").decode("ascii")
-    return host
-
-
-def _describe(ip: IPAddress) -> str:
-    """What kind of non-public address `ip` is, for messages."""
-    for attribute, name in (
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local"),
-        ("is_unspecified", "unspecified"),
-        ("is_multicast", "multicast"),
-        ("is_private", "private"),
-        ("is_reserved", "reserved"),
-    ):
-        if getattr(ip, attribute):
-            return name
-    return "non-public"
-
-
-@dataclass(frozen=True, slots=True)
-class AddressPolicy:
-    """Which hosts may be at non-public addresses: all of them, or only `hosts`."""
-
-    allow_all: bool = False
-    hosts: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, *, allow_all: bool = False, hosts: Iterable[str] = ()) -> AddressPolicy:
-        return cls(allow_all, frozenset(normal_host(h) for h in hosts if h))
-
-    def trusts(self, host: str) -> bool:
-        return self.allow_all or normal_host(host) in self.hosts
-
-
-class GuardedResolver(AbstractResolver):
-    """Wraps a resolver and drops the non-public addresses of hosts the policy does not trust.
-
-    The connector connects only to what `resolve` returns, so this is the check that cannot
-    be raced: a host that resolves only to such addresses raises `BlockedAddressError` (an
-    OSError, which aiohttp wraps in `ClientConnectorDNSError`) and nothing is connected to.
-    A host with both kinds keeps its public addresses.
-    """
-
-    def __init__(
-        self, inner: AbstractResolver, policy: AddressPolicy, *, owns_inner: bool = False
-    ) -> None:
-        self._inner = inner
-        self._policy = policy
-        self._owns_inner = owns_inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if self._policy.trusts(host):
-            return results
-        kept = [r for r in results if is_public_address(r["host"])]
-        if not kept:
-            shown = ", ".join(sorted({r["host"] for r in results})[:3]) or "nothing"
-            raise BlockedAddressError(f"{host} resolves to a non-public address ({shown})")
-        return kept
-
-    async def close(self) -> None:
-        if self._owns_inner:
-            await self._inner.close()
-
-
-async def private_hosts(
-    urls: Iterable[str],
-    *,
-    resolver: AbstractResolver | None = None,
-    dns_seconds: float = 10.0,
-) -> frozenset[str]:
-    """The hosts of `urls` that are, or resolve to, a non-public address (normalised).
-
-    A run passes its seeds' to `Fetcher(allowed_private_hosts=...)`: crawling
-    http://127.0.0.1:8000/ or http://intranet.local/ is then allowed, for that host only.
-    A name that does not resolve (within `dns_seconds`) is left out.
-    """
-    out: set[str] = set()
-    names: list[str] = []
-    for url in urls:
-        try:
-            host = urlsplit(url).hostname
-        except ValueError:
-            continue
-        if not host:
-            continue
-        host = normal_host(host)
-        ip = _ip_literal(host)
-        if ip is not None:
-            if not is_public_address(ip):
-                out.add(host)
-        elif host not in names:
-            names.append(host)
-    if not names:
-        return frozenset(out)
-    owned = resolver is None
-    active = DefaultResolver() if resolver is None else resolver
-    try:
-        answers = await asyncio.gather(
-            *(_resolve_quietly(active, name, dns_seconds) for name in names)
-        )
-    finally:
-        if owned:
-            await active.close()
-    for name, addresses in zip(names, answers, strict=True):
-        if any(not is_public_address(a["host"]) for a in addresses):
-            out.add(name)
-    return frozenset(out)
-
-
-async def _resolve_quietly(
-    resolver: AbstractResolver, host: str, seconds: float
-) -> list[ResolveResult]:
-    try:
-        async with asyncio.timeout(seconds):
-            return await resolver.resolve(host, 0, socket.AF_UNSPEC)
-    except (OSError, ValueError):  # gaierror, TimeoutError, a refused name
-        return []
-
-
-# --- the fetcher ----------------------------------------------------------------------------
-
-
-class Fetcher:
-    """One HTTP client for the process: `async with Fetcher(settings) as f: await f.fetch(url)`.
+class HttpFetcher:
+    """One HTTP client for the process: `async with HttpFetcher(settings) as f: await f.fetch(url)`.
 
     `allowed_private_hosts`: hosts that may be at non-public addresses; None (the default)
     means the hosts of `settings.seeds` that are (`private_hosts`). `allow_private=True`
-    allows every host. `resolver` replaces aiohttp's default resolver (tests pass a fake);
-    the Fetcher closes only the resolver it made.
+    allows every host. `resolver` replaces aiohttp's default resolver, and `socket_factory`
+    (aiohttp's: an address info in, a socket out) how sockets are made: tests pass fakes of
+    both to see what would be connected to. The fetcher closes only the resolver it made.
     """
 
     def __init__(
@@ -291,24 +94,26 @@ class Fetcher:
         allow_private: bool = False,
         allowed_private_hosts: frozenset[str] | None = None,
         resolver: AbstractResolver | None = None,
+        socket_factory: SocketFactory | None = None,
     ) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._allow_private = allow_private
         self._allowed_private_hosts = allowed_private_hosts
         self._resolver = resolver
+        self._socket_factory = socket_factory
         self._guard: GuardedResolver | None = None
         self._policy = AddressPolicy.of(allow_all=allow_private, hosts=allowed_private_hosts or ())
         self._verdicts: dict[str, str | None] = {}  # _check_url's, by scheme and authority
 
     @property
     def address_policy(self) -> AddressPolicy:
-        """The hosts this fetcher may connect to at non-public addresses (set on open)."""
+        """Which private hosts this fetcher may reach: the browser's rules obey it too."""
         return self._policy
 
-    async def __aenter__(self) -> Fetcher:
+    async def __aenter__(self) -> HttpFetcher:
         if self._session is not None:
-            raise RuntimeError("Fetcher is already open")
+            raise RuntimeError("HttpFetcher is already open")
         s = self._settings
         inner = DefaultResolver() if self._resolver is None else self._resolver
         try:
@@ -329,6 +134,7 @@ class Fetcher:
             limit_per_host=s.host_concurrency or s.concurrency,
             ttl_dns_cache=300,
             enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
+            socket_factory=self._socket_factory,
         )
         timeout = aiohttp.ClientTimeout(
             # total_timeout bounds the whole fetch, redirects included, with one timer of
@@ -381,26 +187,26 @@ class Fetcher:
         comes back as an error_kind."""
         session = self._session
         if session is None:
-            raise RuntimeError("use Fetcher inside 'async with'")
+            raise RuntimeError("use HttpFetcher inside 'async with'")
         started = time.perf_counter()
         limit = self._settings.max_redirects if max_redirects is None else max_redirects
-        state = _Exchange(url=url, max_redirects=limit)
+        state = Exchange(url=url, max_redirects=limit)
         body = b""
         try:
-            self._check_url(url, kind_if_bad="bad_scheme")
+            self._check_url(url, kind_if_bad=ErrorKind.BAD_SCHEME)
             if "#" in url:
                 state.url = urldefrag(url).url
             async with asyncio.timeout(self._settings.total_timeout or None):
                 body = await self._exchange(session, state, headers)
-        except _Failure as failure:
-            return _failed(url, state, started, failure.kind, failure.message)
+        except FetchFailure as failure:
+            return failed_result(url, state, started, failure.kind, failure.message)
         except (aiohttp.ClientError, HttpProcessingError, OSError, ValueError) as exc:
             # OSError covers TimeoutError (asyncio's included) and raw ssl.SSLError;
             # ValueError covers URLs that yarl refuses (InvalidURL is one).
-            kind = _classify(exc, redirected=bool(state.redirects))
-            blocked = _cause(exc, BlockedAddressError)
+            kind = classify(exc, redirected=bool(state.redirects))
+            blocked = cause(exc, BlockedAddressError)
             message = self._message(kind, exc if blocked is None else blocked)
-            return _failed(url, state, started, kind, message)
+            return failed_result(url, state, started, kind, message)
         return FetchResult(
             url=url,
             final_url=state.url,
@@ -409,24 +215,24 @@ class Fetcher:
             headers=state.headers,
             body=body,
             encoding=html_encoding(body, state.content_type, state.charset),
-            elapsed_ms=_elapsed_ms(started),
+            elapsed_ms=elapsed_ms(started),
             redirects=tuple(state.redirects),
             retryable=state.status is not None and (state.status >= 500 or state.status == 429),
         )
 
-    def _message(self, kind: str, exc: BaseException) -> str:
-        if kind == "timeout" and not str(exc):
+    def _message(self, kind: ErrorKind, exc: BaseException) -> str:
+        if kind is ErrorKind.TIMEOUT and not str(exc):
             s = self._settings
             return (
                 f"{type(exc).__name__}: no complete response within the time limits "
                 f"(connect {s.connect_timeout}s, read {s.read_timeout}s, total {s.total_timeout}s)"
             )
-        return _one_line(exc)
+        return one_line(exc)
 
     async def _exchange(
         self,
         session: aiohttp.ClientSession,
-        state: _Exchange,
+        state: Exchange,
         extra_headers: Mapping[str, str] | None,
     ) -> bytes:
         """Request `state.url`, follow redirects by hand, return the final body."""
@@ -439,10 +245,10 @@ class Fetcher:
                 state.url, headers=request_headers, allow_redirects=False
             ) as resp:
                 state.status = resp.status
-                state.headers = _kept_headers(resp.headers.items())
+                state.headers = kept_headers(resp.headers.items())
                 content_type = resp.headers.get("Content-Type")
-                state.content_type, state.charset = _parse_content_type(
-                    None if content_type is None else _clean(content_type)
+                state.content_type, state.charset = parse_content_type(
+                    None if content_type is None else clean_header(content_type)
                 )
                 location = resp.headers.get("Location")
                 if resp.status in REDIRECT_STATUSES and location is not None:
@@ -451,27 +257,35 @@ class Fetcher:
                     state.url = target
                     continue
                 coding = resp.headers.get("Content-Encoding")
-                if coding is not None and resp.content_length != 0 and not _decodable(coding):
+                if coding is not None and resp.content_length != 0 and not decodable(coding):
                     # aiohttp hands such a body over as it came: compressed bytes, not text.
-                    raise _Failure("bad_content", f"unsupported Content-Encoding {coding[:50]!r}")
+                    raise FetchFailure(
+                        ErrorKind.BAD_CONTENT, f"unsupported Content-Encoding {coding[:50]!r}"
+                    )
                 return await _read_capped(resp.content, self._settings.max_body_bytes)
 
-    def _redirect_target(self, state: _Exchange, location: str) -> str:
+    def _redirect_target(self, state: Exchange, location: str) -> str:
         try:
-            target = urldefrag(urljoin(state.url, _location_url(location))).url
+            target = urldefrag(urljoin(state.url, location_url(location))).url
         except ValueError as exc:
-            raise _Failure("bad_redirect", f"unusable Location {location[:100]!r}: {exc}") from None
-        self._check_url(target, kind_if_bad="bad_redirect")
+            raise FetchFailure(
+                ErrorKind.BAD_REDIRECT, f"unusable Location {location[:100]!r}: {exc}"
+            ) from None
+        self._check_url(target, kind_if_bad=ErrorKind.BAD_REDIRECT)
         if target == state.url or target in state.redirects:
-            raise _Failure("too_many_redirects", f"redirect loop back to {target}")
+            raise FetchFailure(ErrorKind.TOO_MANY_REDIRECTS, f"redirect loop back to {target}")
         if len(state.redirects) >= state.max_redirects:
-            raise _Failure("too_many_redirects", f"more than {state.max_redirects} redirects")
+            raise FetchFailure(
+                ErrorKind.TOO_MANY_REDIRECTS, f"more than {state.max_redirects} redirects"
+            )
         return target
 
-    def _check_url(self, url: str, *, kind_if_bad: str) -> None:
+    def _check_url(self, url: str, *, kind_if_bad: ErrorKind) -> None:
         limit = self._settings.max_url_length
         if len(url) > limit:
-            raise _Failure("url_too_long", f"URL is {len(url)} characters, over {limit}")
+            raise FetchFailure(
+                ErrorKind.URL_TOO_LONG, f"URL is {len(url)} characters, over {limit}"
+            )
         # The verdict depends on the scheme and authority only: kept per "scheme://authority"
         # (a crawl has few), it spares each fetch a urlsplit and an IP parse.
         key = scheme_and_authority(url) or url
@@ -481,9 +295,9 @@ class Fetcher:
             if len(self._verdicts) > MAX_VERDICTS:
                 self._verdicts.clear()
         if verdict == _UNUSABLE:
-            raise _Failure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
+            raise FetchFailure(kind_if_bad, f"not an http(s) URL with a host: {url[:200]!r}")
         if verdict is not None:
-            raise _Failure("blocked_address", verdict)
+            raise FetchFailure(ErrorKind.BLOCKED_ADDRESS, verdict)
 
     def _judge(self, url: str) -> str | None:
         """None for a usable URL; `_UNUSABLE`; or why its IP literal is refused."""
@@ -496,23 +310,10 @@ class Fetcher:
             return _UNUSABLE
         # An IP literal never reaches the resolver (aiohttp connects to it directly): check
         # it here, before any request. Names are checked on what they resolve to.
-        ip = _ip_literal(parts.hostname or "")
+        ip = ip_literal(parts.hostname or "")
         if ip is not None and not is_public_address(ip) and not self._policy.trusts(str(ip)):
-            return f"{ip} is a {_describe(ip)} address, not a public one"
+            return f"{ip} is a {address_kind(ip)} address, not a public one"
         return None
-
-
-def _decodable(coding: str) -> bool:
-    """Is a Content-Encoding value one aiohttp decodes (or raises about), or no coding?
-
-    aiohttp decodes exactly "gzip", "deflate", "br" and "zstd" (case-insensitive; raising if
-    it lacks the library) and passes anything else through untouched: "x-gzip", "gzip, br",
-    "snappy"... Those bodies are not what the Content-Type says.
-    """
-    return (coding.isascii() and coding.lower() in _AIOHTTP_CODINGS) or coding.strip().lower() in (
-        "",
-        "identity",
-    )
 
 
 async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
@@ -526,112 +327,5 @@ async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
         total += len(chunk)
         if total > cap:
             # Leaving the response unread makes aiohttp close the connection, not reuse it.
-            raise _Failure("too_large", f"body is over the {cap}-byte limit")
+            raise FetchFailure(ErrorKind.TOO_LARGE, f"body is over the {cap}-byte limit")
         chunks.append(chunk)
-
-
-def _classify(exc: BaseException, *, redirected: bool) -> str:
-    """Map an aiohttp / socket exception to one of our error kinds (order matters)."""
-    if _cause(exc, BlockedAddressError) is not None:
-        # Raised by GuardedResolver; aiohttp wraps it in ClientConnectorDNSError.
-        return "blocked_address"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
-    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
-        return "tls"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError) and _caused_by(
-        exc, ContentEncodingError
-    ):
-        # Corrupt compressed data (a payload error), or an encoding aiohttp cannot decode
-        # here, such as br without Brotli (raised with the headers, as a response error).
-        return "bad_content"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "bad_response"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # A response aiohttp could not parse; its HttpProcessingError is in __cause__.
-        if _caused_by(exc, LineTooLong) or "Too many headers" in str(exc):
-            return "header_too_large"
-        return "bad_response"
-    if isinstance(exc, aiohttp.InvalidURL) or (
-        isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError)
-    ):
-        # A URL that passed our checks but that yarl / IDNA refuse (bad port, bad label...).
-        return "bad_redirect" if redirected else "bad_scheme"
-    return "bad_response"
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    return _cause(exc, kind) is not None
-
-
-def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
-    """`exc` or the first exception of type `kind` in its cause / context chain."""
-    seen = 0
-    cur: BaseException | None = exc
-    while cur is not None and seen < 10:
-        if isinstance(cur, kind):
-            return cur
-        cur = cur.__cause__ or cur.__context__
-        seen += 1
-    return None
-
-
-def _failed(url: str, state: _Exchange, started: float, kind: str, message: str) -> FetchResult:
-    return FetchResult(
-        url=url,
-        final_url=state.url,
-        status=state.status,
-        content_type=state.content_type,
-        headers=state.headers,
-        elapsed_ms=_elapsed_ms(started),
-        redirects=tuple(state.redirects),
-        error_kind=kind,
-        error=message,
-        retryable=kind in RETRYABLE_KINDS,
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 1] + "…"
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
-def _kept_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    for name, value in items:
-        lname = name.lower()
-        if lname in KEPT_HEADERS:
-            out.append((lname, _clean(value)))
-    return tuple(out)
-
-
-def _clean(value: str) -> str:
-    """aiohttp decodes header bytes as UTF-8 with surrogateescape; make them plain text."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _location_url(value: str) -> str:
-    """A Location value as an ASCII URL: raw non-ASCII bytes percent-encoded, %XX kept."""
-    raw = value.strip().encode("utf-8", "surrogateescape")
-    return quote(raw, safe="!#$%&'()*+,-./:;=?@[]_~")
-
-
-def _parse_content_type(value: str | None) -> tuple[str | None, str | None]:
-    """'Text/HTML; charset="ISO-8859-1"' -> ('text/html', 'iso-8859-1')."""
-    if not value:
-        return None, None
-    mime, _, params = value.partition(";")
-    charset = None
-    for param in params.split(";"):
-        key, _, val = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = val.strip().strip("\"'").strip().lower() or None
-    return mime.strip().lower() or None, charset

@@ -1,11 +1,17 @@
 """Per-host politeness and robots.txt, as one process of a run applies them.
 
-`Hosts.fetch` is the only way the pool fetches: at most `concurrency` requests in flight in
-all (the pool runs more workers than that), at most `host_concurrency` to a host at once, its
-delay (or Crawl-delay) between their starts, Retry-After and 429/503 backoff;
-once another process has joined the run, the slots and delays go through the database
-(`HostGate`) so they hold across processes. `Hosts.robots` fetches, caches and refreshes each
+`Hosts.fetch` is the only way the runner fetches, whatever the `Fetcher` behind it (plain
+HTTP, or a browser that renders): at most `concurrency` requests in flight in all (the pool
+runs more workers than that), at most `host_concurrency` to a host at once, its delay (or
+Crawl-delay) between their starts, Retry-After and 429/503 backoff; once another process
+has joined the run, the slots and delays go through the database (`HostGate`) so they hold
+across processes. `Hosts.robots` fetches, caches and refreshes each
 origin's robots.txt.
+
+Which task goes next is not decided here: the pool's feeder claims tasks in frontier order,
+and a worker whose task's host has every slot busy takes another (`saturated`). A
+host-aware frontier, handing out tasks by host readiness, replaces that pick; `wait` and
+`saturated` are what it needs to know of this process.
 """
 
 from __future__ import annotations
@@ -13,47 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import Mapping
 
 from crawler.config import Settings
-from crawler.errors import DatabaseUnavailable
-from crawler.politeness import HostClock, retry_after
+from crawler.decide import THROTTLE_STATUSES, asked_wait
+from crawler.errors import DatabaseError
+from crawler.kinds import ErrorKind
+from crawler.outage import DatabaseOutage
+from crawler.politeness import HostClock
 from crawler.records import FetchResult
 from crawler.robots import RobotsPolicy
+from crawler.seams import Fetcher, HostGate
 from crawler.urls import host_key, origin
 
-T = TypeVar("T")
 ROBOTS_TTL = 3600.0
 ROBOTS_RETRY_TTL = 30.0
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
-MAX_RETRY_AFTER = 3600.0
 HOST_BUSY_WAIT = 0.2
-
-
-class Fetcher(Protocol):
-    async def fetch(
-        self,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_redirects: int | None = None,
-    ) -> FetchResult: ...
-
-
-class HostGate(Protocol):
-    """Per-host request slots shared by the processes of a run."""
-
-    async def active(self) -> bool: ...
-    async def acquire(self, host: str, slots: int, delay: float) -> tuple[int, float] | None: ...
-    async def release(self, host: str, slot: int) -> None: ...
-    async def block(self, host: str, seconds: float) -> None: ...
-
-
-class WithDatabase(Protocol):
-    """Runs a database operation, waiting out an outage (the pool's `_with_db`)."""
-
-    async def __call__(self, operation: Callable[[], Awaitable[T]]) -> T: ...
 
 
 class Hosts:
@@ -64,12 +46,12 @@ class Hosts:
         settings: Settings,
         fetcher: Fetcher,
         gate: HostGate | None,
-        with_db: WithDatabase,
+        outage: DatabaseOutage,
     ) -> None:
         self.settings = settings
         self.fetcher = fetcher
         self.gate = gate
-        self.with_db = with_db
+        self.outage = outage
         self.slots: dict[str, asyncio.Semaphore] = {}
         # Requests in flight in this process (--concurrency), taken last: a task waiting for
         # its host's slot or delay holds none.
@@ -120,17 +102,17 @@ class Hosts:
                         self.requests_in_flight -= 1
             finally:
                 if shared is not None and self.gate is not None:
-                    with contextlib.suppress(DatabaseUnavailable):
+                    with contextlib.suppress(DatabaseError):
                         await self.gate.release(host, shared[0])
-            if result.status in (429, 503):
+            if result.status in THROTTLE_STATUSES:
                 now = time.monotonic()
-                seconds = retry_after(result.header("retry-after"))
+                seconds = asked_wait(result, self.settings)
                 if seconds is not None:
-                    clock.block_until(now + min(seconds, MAX_RETRY_AFTER))
+                    clock.block_until(now + seconds)
                 else:
                     clock.throttled(now)
                 if shared is not None and self.gate is not None:
-                    with contextlib.suppress(DatabaseUnavailable):
+                    with contextlib.suppress(DatabaseError):
                         await self.gate.block(host, clock.waiting(now))
             return result
 
@@ -139,11 +121,11 @@ class Hosts:
         (None while this process is alone: then the in-memory clock is enough)."""
         gate = self.gate
         assert gate is not None
-        if not await self.with_db(gate.active):
+        if not await self.outage(gate.active):
             return None
         limit = self.settings.host_concurrency
         while True:
-            got = await self.with_db(lambda: gate.acquire(host, limit, clock.delay))
+            got = await self.outage(lambda: gate.acquire(host, limit, clock.delay))
             if got is not None:
                 return got
             await asyncio.sleep(HOST_BUSY_WAIT)
@@ -161,7 +143,7 @@ class Hosts:
                 return cached[1]
             result = await self.fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
             status = result.status if result.error_kind is None else None
-            if result.error_kind in ("blocked_address", "dns"):
+            if result.error_kind in (ErrorKind.BLOCKED_ADDRESS, ErrorKind.DNS):
                 # A refused host, or a name that does not resolve: there is no robots.txt to
                 # obey, and waiting for one helps nothing; each fetch fails, and is recorded
                 # with its own reason (blocked_address, dns) by the fetcher itself.

@@ -7,24 +7,16 @@ crawl that exists, and how a run ends: `finished` only when its frontier is empt
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crawler.config import seed_problem
+from crawler.kinds import ErrorKind, RunStatus
 from crawler.stored import describe_change
 from crawler.urls import origin
 
 # The README's error kind for "the URL itself cannot be fetched".
-UNFETCHABLE_KIND = "bad_scheme"
-
-
-class RunStatus(enum.StrEnum):
-    """`crawl_runs.status`."""
-
-    RUNNING = "running"
-    FINISHED = "finished"
-    INTERRUPTED = "interrupted"
+UNFETCHABLE_KIND = ErrorKind.BAD_SCHEME
 
 
 def why_unfetchable(url: str) -> str | None:
@@ -71,10 +63,10 @@ def no_seed_news(failures: Iterable[tuple[str, str, str]]) -> str:
     return f"no seed could be fetched: {reasons}"
 
 
-def error_rate_news(error_kinds: Mapping[str, int], fetched: int, limit: float) -> str | None:
+def error_rate_news(error_kinds: Mapping[ErrorKind, int], fetched: int, limit: float) -> str | None:
     """Why the run exits 1, when more of its fetches failed than `--fail-on-error-rate`
     allows (robots refusals are not failures of the site); None when they did not."""
-    failed = sum(n for kind, n in error_kinds.items() if kind != "robots")
+    failed = sum(n for kind, n in error_kinds.items() if kind != ErrorKind.ROBOTS)
     if not fetched or failed / fetched <= limit:
         return None
     return (

@@ -88,10 +88,9 @@ _ASCII_BLANKS = ("\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f
 def _collapse_long(text: str) -> str:
     """`_collapse` for a page's text. ASCII text is split only at runs of two or more
     blanks, after the other blanks are replaced by spaces, instead of making a string of
-    every word (half the CPU for 30 KB of text, and the text was a third of a page's parse).
-    Each replacement is a memchr scan, and a copy only for a character the text holds,
-    where bytes.translate looked up every byte (6% of a page's parse, by instruction count).
-    Other text is split word by word."""
+    every word, which was a large share of a page's parse. Each replacement is a memchr
+    scan, and a copy only for a character the text holds, where bytes.translate looked up
+    every byte. Other text is split word by word (README, "Performance")."""
     if not text.isascii():
         return " ".join(text.split())
     for blank in _ASCII_BLANKS:
@@ -240,7 +239,7 @@ def _text(tree: LexborHTMLParser, anchors: list[LexborNode]) -> str:
     tree.merge_text_nodes()
     # Each text node stripped, and the blank ones (indentation between tags) left out: the
     # words are the same, but the string to collapse is shorter and mostly collapsed
-    # already (a fifth less CPU for the text of a 28 KB page).
+    # already.
     raw = body.text(separator=" ", strip=True, skip_empty=True)
     # Collapsing a 50 MB string would cost more than the result is worth: cut first, at a
     # length that leaves MAX_TEXT_CHARS after collapsing unless the text is mostly blanks.

@@ -1,9 +1,11 @@
 """When may a host be fetched next: minimum delay, crawl-delay, Retry-After and backoff.
 
-Pure: the clock is passed in. One `HostClock` per host; the pool asks `reserve(now)` for how
-long to wait before its next request, and reports throttling answers: `block_until` for a
-Retry-After, `throttled` for a 429/503 without one (the host's delay doubles, with jitter, up
-to a cap), and the delay relaxes back to its base after a quiet period.
+Pure: the clock is passed in. One `HostClock` per host; `Hosts` (crawler.hosts) asks
+`reserve(now)` for how long to wait before its next request, and reports throttling
+answers: `block_until` for a Retry-After (read by the one rule, `decide.asked_wait`),
+`throttled` for a 429/503 without one (the host's delay doubles, with jitter, up to a cap),
+and the delay relaxes back to its base after a quiet period. `backoff` is the retry delay's
+jitter; `retry_after` reads the header's two forms.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crawler.kinds import ErrorKind, TaskOutcome
+
 
 @dataclass(frozen=True, slots=True)
 class CrawlTask:
@@ -38,10 +40,9 @@ def decode(body: bytes, encoding: str) -> str:
 class FetchResult:
     """What one HTTP exchange produced, success or failure.
 
-    `error_kind` is None on a completed exchange (any status); otherwise one of the kinds
-    documented in README (dns, connect, timeout, tls, too_large, too_many_redirects, ...),
+    `error_kind` is None on a completed exchange (any status); otherwise why it failed,
     with `error` a one-line message. `encoding` is the codec the body decodes with when it
-    is HTML (sniffed by the fetcher), else None; `text` decodes it.
+    is HTML (sniffed by the fetcher), else None: the parser decodes the body where it parses.
     """
 
     url: str
@@ -53,7 +54,7 @@ class FetchResult:
     encoding: str | None = None
     elapsed_ms: int = 0
     redirects: tuple[str, ...] = ()
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error: str | None = None
     retryable: bool = False
 
@@ -106,7 +107,8 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class PageRecord:
-    """Everything the store writes for one completed task, in one transaction."""
+    """Everything the store writes for one completed task (one batch statement holds it
+    with the other records written at the same time: crawler.db.writer)."""
 
     task: CrawlTask
     fetch: FetchResult
@@ -130,13 +132,31 @@ class RunStats:
     not_modified: int = 0  # answered 304
     skipped: int = 0  # not due yet (--revisit-after): not fetched
     statuses: dict[int, int] = field(default_factory=dict)
-    error_kinds: dict[str, int] = field(default_factory=dict)
+    error_kinds: dict[ErrorKind, int] = field(default_factory=dict)
     bytes: int = 0
     started_at: float = 0.0
     finished_at: float = 0.0
     loop_lag_ms: dict[str, float] = field(default_factory=dict)
 
-    def count(self, result: FetchResult) -> None:
+    def record(
+        self, outcome: TaskOutcome, fetch: FetchResult | None = None, queued: int = 0
+    ) -> None:
+        """Count one task's outcome: `fetch` is the exchange recorded for it (PAGE,
+        RECORDED and NOT_MODIFIED), `queued` the new URLs its links put in the frontier."""
+        if outcome is TaskOutcome.RETRIED:
+            self.retries += 1
+        elif outcome is TaskOutcome.SKIPPED:
+            self.skipped += 1
+        elif fetch is not None:
+            self._count(fetch)
+            if outcome is not TaskOutcome.RECORDED:
+                self.pages += 1
+                if outcome is TaskOutcome.NOT_MODIFIED:
+                    self.not_modified += 1
+        if queued > 0:
+            self.queued += queued
+
+    def _count(self, result: FetchResult) -> None:
         self.fetched += 1
         self.bytes += len(result.body)
         if result.error_kind is not None:

@@ -1,7 +1,9 @@
 """Wiring and the run lifecycle: database (embedded or given), migrations, run, pool, summary.
 
-The one module that knows the concrete classes. One AsyncExitStack owns the embedded server,
-the engine and the HTTP session, so they close in the right order on any exit.
+The one module that knows the concrete classes: it plugs `PgFrontier`, `PgStore`,
+`PgHostGate` and `HttpFetcher` into the pool's seams (crawler.seams). The database, the
+HTTP client and the parser are async context managers opened here and closed in reverse
+order on any exit; the run's lock is held for the whole crawl.
 
 A resumed or repeated run takes the crawl's stored settings where defaults would be; settings
 given now win and are stored. --max-pages counts this invocation's fetches. Seeds that cannot
@@ -29,12 +31,14 @@ from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
 from crawler.db.frontier import PgFrontier
-from crawler.db.hosts import PgHostGate
+from crawler.db.host_gate import PgHostGate
 from crawler.db.query import other_clients
-from crawler.db.store import PgPageSink
-from crawler.errors import ConfigError, RunLocked
+from crawler.db.store import PgStore
+from crawler.errors import ConfigError, DatabaseError, DatabaseFull, RunLocked
 from crawler.extract import CompiledRules, compile_rules
-from crawler.fetch import Fetcher, private_hosts
+from crawler.fetch import HttpFetcher
+from crawler.guard import private_hosts
+from crawler.kinds import RunOutcome, RunStatus, TaskOutcome
 from crawler.lifecycle import (
     UNFETCHABLE_KIND,
     end_status,
@@ -44,7 +48,7 @@ from crawler.lifecycle import (
     settings_news,
     why_unfetchable,
 )
-from crawler.parsers import parser_for
+from crawler.parse_workers import parser_for
 from crawler.pool import Pool
 from crawler.records import FetchResult, RunStats
 from crawler.scope import Scope
@@ -70,7 +74,7 @@ class Summary:
 
     crawl: str
     run_id: int
-    status: str
+    status: RunStatus
     resumed: bool
     stats: RunStats
     db_statements: int = 0
@@ -244,7 +248,8 @@ async def _fail_unfetchable(db: Database, run_id: int, stats: RunStats) -> None:
     for url in await runs.fail_unfetchable(db, run_id, UNFETCHABLE_KIND, why_unfetchable):
         why = why_unfetchable(url)
         log.warning("seed %s cannot be fetched: %s", url, why)
-        stats.count(FetchResult(url, url, None, None, error_kind=UNFETCHABLE_KIND, error=why))
+        failed = FetchResult(url, url, None, None, error_kind=UNFETCHABLE_KIND, error=why)
+        stats.record(TaskOutcome.RECORDED, failed)
 
 
 async def _crawl_run(
@@ -257,13 +262,11 @@ async def _crawl_run(
 ) -> Summary:
     owner = PROCESS_ID
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
-    sink = PgPageSink(db, crawl_info.id, run.id, owner)
+    store = PgStore(db, crawl_info.id, run.id, owner)
     # Seeds that cannot be fetched were completed as failed (_open_run): no host of theirs.
     seeds = tuple(s for s in crawl_info.seeds if why_unfetchable(s) is None)
     scope = Scope.from_settings(settings, seeds)
     rss = _PeakRss()
-    stats = RunStats()
-    await _fail_unfetchable(db, run.id, stats)
     # A seed's own host may be on a private or loopback address (an intranet, a local test
     # server); other hosts only with --allow-private.
     seed_hosts = (
@@ -271,7 +274,7 @@ async def _crawl_run(
         if settings.allow_private
         else await private_hosts(seeds, dns_seconds=settings.connect_timeout)
     )
-    fetcher_ = Fetcher(
+    fetcher_ = HttpFetcher(
         settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
     )
     parser = parser_for(settings, rules)
@@ -283,12 +286,12 @@ async def _crawl_run(
             scope,
             frontier,
             fetcher,
-            sink,
-            stats=stats,
+            store,
             sitemap_origins=origins,
             gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
             parser=parser,
         )
+        await _fail_unfetchable(db, run.id, pool.stats)
         exit_code = EXIT_OK
         watching = watch(pool) if watch is not None else contextlib.nullcontext()
         with _signals(pool) as received, rss.sampling():
@@ -296,24 +299,33 @@ async def _crawl_run(
                 async with watching:
                     outcome = await pool.run()
             finally:
-                await sink.close()
+                await store.close()
             if received:
                 exit_code = EXIT_SIGTERM if received[0] == signal.SIGTERM else EXIT_SIGINT
-    # Finished only with an empty frontier. Stopped by a signal or with a budget spent
-    # (--max-duration, --max-pages), the run stays open, to be resumed.
-    left = await runs.open_in_run(db, run.id)
-    status = end_status(left)
-    if outcome == "limit" and left:
-        log.info(
-            "--max-pages %d reached: run %d of crawl %s is resumable, %d URLs left "
-            "(crawler crawl --name %s)",
-            settings.max_pages,
-            run.id,
-            crawl_info.name,
-            left,
+    # Finished only with an empty frontier. Stopped by a signal, with a budget spent
+    # (--max-duration, --max-pages) or by a full disk, the run stays open, to be resumed.
+    stats = pool.stats
+    if outcome is RunOutcome.DATABASE_FULL:
+        status = RunStatus.INTERRUPTED
+        exit_code = DatabaseFull.exit_code
+        log.error(
+            "%s: free space on the database's disk, then resume with: crawler crawl --name %s",
+            pool.outage.fatal,
             crawl_info.name,
         )
-    stats = pool.stats
+    else:
+        left = await runs.open_in_run(db, run.id)
+        status = end_status(left)
+        if outcome is RunOutcome.LIMIT and left:
+            log.info(
+                "--max-pages %d reached: run %d of crawl %s is resumable, %d URLs left "
+                "(crawler crawl --name %s)",
+                settings.max_pages,
+                run.id,
+                crawl_info.name,
+                left,
+                crawl_info.name,
+            )
     too_many = error_rate_news(stats.error_kinds, stats.fetched, settings.fail_on_error_rate)
     if exit_code == EXIT_OK and too_many:
         exit_code = EXIT_FAILED
@@ -330,11 +342,16 @@ async def _crawl_run(
         resumed=run.resumed,
         stats=stats,
         db_statements=db.statements,
-        db_batches=sink.batches,
+        db_batches=store.writer.batches,
         peak_rss_mb=rss.peak_mb,
         exit_code=exit_code,
         ignore_robots=settings.ignore_robots,
     )
+    if outcome is RunOutcome.DATABASE_FULL:
+        # Said once above; recording the summary needs disk space too.
+        with contextlib.suppress(DatabaseError):
+            await runs.finish_run(db, run.id, status, summary.to_json())
+        return summary
     await runs.finish_run(db, run.id, status, summary.to_json())
     return summary
 

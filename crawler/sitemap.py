@@ -114,12 +114,3 @@ class SitemapReader:
             except ParseError:
                 pass
         return Sitemap(tuple(self.urls), tuple(self.children))
-
-
-def parse_sitemap(body: bytes, *, max_urls: int = MAX_URLS) -> Sitemap:
-    """Read a sitemap or sitemap index (gzipped or not); never raises."""
-    data = inflate(body)
-    reader = SitemapReader(max_urls=max_urls)
-    for _ in reader.feed_in_slices(data):
-        pass
-    return reader.close()

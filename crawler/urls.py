@@ -14,7 +14,7 @@ has no canonical form here: the crawler does not fetch it.
 
 This is the crawler's hot path (every link of every page comes through `resolve_all`), so
 it calls ada's C API through the cffi binding that ada-url ships, skipping the Python
-wrapper's per-call set-up (measured: about 1.5x faster per page of links). If that binding
+wrapper's per-call set-up (README, "Performance"). If that binding
 ever moves, the public `ada_url` functions take over with the same results; the unit tests
 run every case through both.
 """

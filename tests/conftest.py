@@ -17,8 +17,11 @@ import pytest
 
 from crawler.config import normalise_database_url
 from crawler.db import embedded, migrate
+from tests.sql import plain_url
 
-TEMPLATE = "crawler_test_template"
+# One template a test session: sessions that share a server (CRAWLER_TEST_DATABASE_URL) do
+# not drop each other's.
+TEMPLATE = f"crawler_test_template_{uuid.uuid4().hex[:8]}"
 
 
 def _with_database(url: str, name: str) -> str:
@@ -26,13 +29,8 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def _plain(url: str) -> str:
-    """asyncpg.connect wants postgresql://, not SQLAlchemy's postgresql+asyncpg://."""
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def _admin(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(_plain(url))
+    return await asyncpg.connect(plain_url(url))
 
 
 async def _make_template(server_url: str) -> None:
@@ -45,13 +43,24 @@ async def _make_template(server_url: str) -> None:
     await migrate.upgrade(normalise_database_url(_with_database(server_url, TEMPLATE)))
 
 
+async def _drop_template(server_url: str) -> None:
+    conn = await _admin(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A server URL (its admin database) for the whole session."""
     given = os.environ.get("CRAWLER_TEST_DATABASE_URL")
     if given:
         asyncio.run(_make_template(given))
-        yield given
+        try:
+            yield given
+        finally:
+            asyncio.run(_drop_template(given))
         return
     folder = Path(tempfile.mkdtemp(prefix="crawler-test-pg-"))
     folder.chmod(0o755)

@@ -15,3 +15,8 @@ def positional(sql: str) -> tuple[str, list[str]]:
         return f"${names.index(match.group(1)) + 1}"
 
     return re.sub(r"(?<!:):([a-z_0-9]+)", number, sql), names
+
+
+def plain_url(url: str) -> str:
+    """asyncpg.connect wants postgresql://, not SQLAlchemy's postgresql+asyncpg://."""
+    return url.replace("postgresql+asyncpg://", "postgresql://")

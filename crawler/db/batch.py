@@ -1,9 +1,9 @@
 """The batched write of completed tasks: many pages in one statement, one round trip.
 
 Round trips and per-statement overhead dominate the write path (each statement through an
-async session costs about 0.5 ms of Python CPU here, more than the rest of a page's work),
-so the store hands this module every task completed while the previous batch was being
-written. The statement takes its input as parallel arrays, one element per task, and:
+async session costs more Python CPU than the rest of a page's work), so the writer
+(crawler.db.writer) hands this module every task completed while the previous batch was
+being written. The statement takes its input as parallel arrays, one element per task, and:
 
 1. marks the tasks' frontier rows done, fenced by the lease owner: a task whose lease has
    passed to another process writes nothing (`live` holds the rest);
@@ -24,10 +24,10 @@ Deadlocks that remain possible roll the statement back whole, and it is retried.
 Plans: the tables grow from nothing during a first crawl, faster than autovacuum analyzes
 them, so the planner works from stale statistics. Every lookup is therefore written so that
 only one plan is possible, an index probe per row (LATERAL … LIMIT 1, `= ANY(ARRAY(…))`):
-measured on a fresh 10,000-page crawl, `url IN (SELECT …)` became a scan of every page of the
-crawl per batch, 24 million rows read for 5,000 pages. That is not enough on its own: a
-generic plan cached while the tables were nearly empty chose the wrong index for those
-probes, so a run analyzes its tables early, which replaces those plans (crawler.db.store).
+on a fresh crawl, `url IN (SELECT …)` became a scan of every page of the crawl per batch.
+That is not enough on its own: a generic plan cached while the tables were nearly empty
+chose the wrong index for those probes, so a run analyzes its tables early, which replaces
+those plans (crawler.db.writer).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from crawler.db.frontier import LEASE_HELD
 from crawler.records import PageRecord
 
 WRITE_BATCH = text(
@@ -61,7 +62,9 @@ WITH input AS (
 ),
 done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
-    WHERE id = ANY(CAST(:fid AS bigint[])) AND lease_owner = :owner AND state = 'leased'
+    WHERE id = ANY(CAST(:fid AS bigint[])) AND """
+    + LEASE_HELD
+    + """
     RETURNING id
 ),
 live AS (

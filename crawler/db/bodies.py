@@ -119,7 +119,7 @@ async def page_batch(
     """The crawl's next pages by id after `after` (0 to start), with their stored bodies:
     at most `limit` pages and, past the first, at most `max_bytes` of compressed bodies.
     An empty list means the end."""
-    rows = await db.execute_all(
+    rows = await db.execute(
         _BATCH, {"crawl_id": crawl_id, "after": after, "limit": limit, "max_bytes": max_bytes}
     )
     return [
@@ -159,4 +159,4 @@ async def write_reparsed(db: Database, pages: Sequence[Reparsed]) -> int:
         "robots": [_clean(r.page.meta_robots) for r in pages],
         "datas": [None if r.keep_data else json.dumps(r.page.data) for r in pages],
     }
-    return len(await db.execute_all(_WRITE, params))
+    return len(await db.execute(_WRITE, params))

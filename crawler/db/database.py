@@ -1,4 +1,20 @@
-"""The engine and the one shared sessionmaker, with database errors translated into ours."""
+"""The one door into PostgreSQL: the engine, the shared sessionmakers, and `translate`.
+
+Every unit of work is a short session from one of the two sessionmakers, and every error
+the driver raises on the way is translated by `translate`, the one place that reads them:
+
+- `Database.execute` / `Database.first`: one statement in a short autocommit session (one
+  round trip; the unit of the crawl's writes: crawler.db.writer), run again on a deadlock;
+- `Database.transaction()`: a short session in one transaction, for reads and for the few
+  writes of several statements (crawls, runs).
+
+The one connection held longer is the crawl lock's (db/runs.py, an advisory lock that lives
+as long as its connection); its errors go through `translate` too.
+
+A lost or refused connection becomes `DatabaseUnavailable` (wait and retry); a statement the
+server refuses becomes `DatabaseRefused` (a bug, a damaged schema, missing rights: report
+it), and a full disk `DatabaseFull`. Nothing above db/ sees a driver's class or wording.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +36,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from crawler.errors import DatabaseUnavailable
+from crawler.errors import DatabaseError, DatabaseFull, DatabaseRefused, DatabaseUnavailable
 
 # What a lost or refused connection looks like, from asyncpg through SQLAlchemy.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -32,6 +48,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+DB_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, *CONNECTION_ERRORS)
+
 # The send buffer asked for on a Unix-socket connection (the kernel caps it at
 # net.core.wmem_max and doubles what it grants; see _widen_send_buffer).
 SEND_BUFFER = 4 << 20
@@ -39,17 +57,35 @@ SEND_BUFFER = 4 << 20
 # Deadlock detected, serialization failure: the transaction can simply run again.
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 RETRIES = 5
+DISK_FULL = "53100"  # "could not extend file ...: No space left on device"
+# Server shutting down, crash recovery, too many connections: the server will be back.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def sqlstate(exc: DBAPIError) -> str:
+    return getattr(exc.orig, "sqlstate", None) or ""
 
 
 def is_disconnect(exc: DBAPIError) -> bool:
     """Did this error come from a lost or refused connection (server restart, failover)?"""
-    code = getattr(exc.orig, "sqlstate", None) or ""
+    code = sqlstate(exc)
     return bool(
         exc.connection_invalidated
         or isinstance(exc, OperationalError | InterfaceError)
         or code.startswith("08")
-        or code in ("57P01", "57P02", "57P03")
+        or code in UNAVAILABLE_SQLSTATES
     )
+
+
+def translate(exc: BaseException) -> DatabaseError:
+    """The crawler's error for an error of the driver (a DBAPIError or a CONNECTION_ERROR)."""
+    if isinstance(exc, DBAPIError):
+        code = sqlstate(exc)
+        if code == DISK_FULL:
+            return DatabaseFull(f"the database's disk is full ({describe(exc)})")
+        if not is_disconnect(exc):
+            return DatabaseRefused(describe(exc))
+    return DatabaseUnavailable(f"lost the database: {describe(exc)}")
 
 
 def libpq_parts(url: str) -> tuple[str, str | None]:
@@ -69,15 +105,16 @@ def redact(url: str) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a database error, without credentials."""
+    """One line for a database error, without credentials or the driver's class names."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
+        # SQLAlchemy's adapter of asyncpg's error; the error itself is its cause.
+        exc = exc.orig.__cause__ or exc.orig
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return redact(message)
 
 
 class Database:
-    """One AsyncEngine and one `async_sessionmaker(expire_on_commit=False)` for the process."""
+    """One AsyncEngine and its two sessionmakers (`expire_on_commit=False`) for the process."""
 
     def __init__(self, url: str, *, pool_size: int = 10, application_name: str = "crawler") -> None:
         self.url = url
@@ -92,8 +129,8 @@ class Database:
                     "application_name": application_name,
                     # A commit need not wait for its WAL flush: an OS crash can lose the
                     # last fraction of a second of pages, never consistency (those tasks
-                    # are simply crawled again). It makes each page write several times
-                    # cheaper on slow disks.
+                    # are simply crawled again). It makes each page write much cheaper on
+                    # slow disks.
                     "synchronous_commit": "off",
                 },
                 "timeout": 10,
@@ -114,36 +151,34 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A short-lived session in one transaction: the unit of every write."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        """A short-lived session in one transaction; errors translated (`translate`)."""
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+        except DB_ERRORS as exc:
+            raise translate(exc) from None
 
-    async def execute_retrying(
-        self, statement: Executable, params: dict[str, Any]
-    ) -> Row[Any] | None:
-        """Run one statement as its own transaction; return its first row, if any."""
-        rows = await self.execute_all(statement, params)
+    async def first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
+        """`execute`, and the first row, if any."""
+        rows = await self.execute(statement, params)
         return rows[0] if rows else None
 
-    async def execute_all(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+    async def execute(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
         """Run one statement as its own transaction (a short autocommit session: one round
         trip) and return its rows. A deadlock or serialization failure rolled the statement
-        back whole, so it is run again; a lost server raises DatabaseUnavailable."""
+        back whole, so it is run again; other errors are translated (`translate`)."""
         for attempt in range(RETRIES):
             try:
                 async with self.autocommit_sessionmaker() as session:
                     result = await session.execute(statement, params)
                     return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
             except DBAPIError as exc:
-                code = getattr(exc.orig, "sqlstate", None)
-                if code in RETRY_SQLSTATES and attempt < RETRIES - 1:
+                if sqlstate(exc) in RETRY_SQLSTATES and attempt < RETRIES - 1:
                     await asyncio.sleep(0.01 * (attempt + 1))
                     continue
-                if is_disconnect(exc):
-                    raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
-                raise
+                raise translate(exc) from None
             except CONNECTION_ERRORS as exc:
-                raise DatabaseUnavailable(f"lost the database: {describe(exc)}") from None
+                raise translate(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def check(self) -> None:
@@ -167,15 +202,14 @@ class Database:
 def _widen_send_buffer(dbapi_connection: Any, _record: Any) -> None:
     """A larger send buffer for a connection over a Unix socket (the embedded server's).
 
-    A batch statement carries its pages' text: about 340 KB for 12 pages. Through a Unix
-    socket's default 208 KB buffer, asyncio sends the rest only once the server has read the
-    first part and the loop comes round to it again, one or two turns of a busy loop later;
-    measured on the 10,000-page benchmark, that was 1.3 ms of the 12.5 ms each batch took,
-    and the single writer is the crawl's bottleneck. Asking for more than net.core.wmem_max
-    gets wmem_max, doubled: twice the default buffer even on an untuned system. TCP
-    connections are left to the kernel's own send-buffer autotuning, which setting a size
-    would turn off. asyncpg keeps its transport private: if that ever changes, nothing is
-    done.
+    A batch statement carries its pages' text, often more than a Unix socket's default
+    buffer holds. asyncio then sends the rest only once the server has read the first part
+    and the loop comes round to it again, one or two turns of a busy loop later: a tenth of
+    each batch's time, and the single writer is the crawl's bottleneck. Asking for more
+    than net.core.wmem_max gets wmem_max, doubled: twice the default buffer even on an
+    untuned system. TCP connections are left to the kernel's own send-buffer autotuning,
+    which setting a size would turn off. asyncpg keeps its transport private: if that ever
+    changes, nothing is done.
     """
     transport = getattr(getattr(dbapi_connection, "driver_connection", None), "_transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None

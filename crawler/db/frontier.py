@@ -13,13 +13,17 @@ from sqlalchemy import text
 from crawler.db.database import Database
 from crawler.records import CrawlTask
 
+# A task's frontier row is written only while this process holds its lease: once the lease
+# has expired and passed to another process, our write is a no-op.
+LEASE_HELD = "lease_owner = :owner AND state = 'leased'"
+
 # The claim must walk the open rows' index (ix_frontier_open, (run_id, id) where not done),
 # whose first entries are the next to claim. With `run_id = :run_id` and `ORDER BY id`, the
 # primary key gives the same order, and a plan cached from the statistics of a young run
-# (most rows open) walked it from the run's first row, past every row already done: measured
-# on the 10,000-page benchmark, 7,000-9,000 rows read a claim late in the crawl, 1.65 ms a
-# claim in the server, growing with the run. As a range, run_id is no constant the planner
-# can drop from `ORDER BY run_id, id`, which only the open rows' index provides: 0.56 ms.
+# (most rows open) walked it from the run's first row, past every row already done: thousands
+# of rows read a claim late in the crawl, growing with the run. As a range, run_id is no
+# constant the planner can drop from `ORDER BY run_id, id`, which only the open rows' index
+# provides: a claim reads only the rows it takes.
 _CLAIM = text(
     """
     WITH claimed AS (
@@ -52,20 +56,20 @@ _CLAIM = text(
     """
 )
 
-_OPEN = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
+OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
 
 _RELEASE = text(
-    """
+    f"""
     UPDATE frontier SET state = 'queued', lease_owner = NULL, lease_until = NULL,
         attempts = greatest(attempts - 1, 0)
-    WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_owner = :owner AND state = 'leased'
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND {LEASE_HELD}
     """
 )
 
 _RENEW = text(
-    """
+    f"""
     UPDATE frontier SET lease_until = now() + make_interval(secs => :lease)
-    WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_owner = :owner AND state = 'leased'
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND {LEASE_HELD}
     """
 )
 
@@ -94,7 +98,7 @@ class PgFrontier:
             "lease": self.lease_seconds,
             "n": n,
         }
-        rows = await self.db.execute_all(_CLAIM, params)
+        rows = await self.db.execute(_CLAIM, params)
         tasks = (
             CrawlTask(
                 r.id,
@@ -112,16 +116,16 @@ class PgFrontier:
 
     async def open_count(self) -> int:
         """Rows of the run not done yet (queued, or leased by any process)."""
-        row = await self.db.execute_retrying(_OPEN, {"run_id": self.run_id})
+        row = await self.db.first(OPEN_ROWS, {"run_id": self.run_id})
         return int(row[0]) if row is not None else 0
 
     async def release(self, ids: list[int]) -> None:
         """Hand leased rows back to the queue (graceful stop)."""
         if ids:
-            await self.db.execute_all(_RELEASE, {"ids": ids, "owner": self.owner})
+            await self.db.execute(_RELEASE, {"ids": ids, "owner": self.owner})
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows still in flight."""
         if ids:
             params = {"ids": ids, "owner": self.owner, "lease": self.lease_seconds}
-            await self.db.execute_all(_RENEW, params)
+            await self.db.execute(_RENEW, params)

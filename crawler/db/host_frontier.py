@@ -248,7 +248,7 @@ class PgHostFrontier:
     async def prepare(self, host_slots: int, first_delay: float) -> None:
         """Set the slots and first delay of the run's hosts: call before queueing seeds."""
         params = {"run_id": self.run_id, "slots": host_slots, "delay": first_delay}
-        await self.db.execute_all(_PREPARE, params)
+        await self.db.execute(_PREPARE, params)
 
     async def claim(self, n: int) -> list[Booking]:
         """Up to `n` tasks of ready hosts, each host booked for them."""
@@ -261,7 +261,7 @@ class PgHostFrontier:
             "idle": self.idle,
             "n": n,
         }
-        rows = await self.db.execute_all(_CLAIM, params)
+        rows = await self.db.execute(_CLAIM, params)
         bookings = [
             Booking(
                 CrawlTask(
@@ -296,21 +296,21 @@ class PgHostFrontier:
             "agos": [max(now - d.started, 0.0) for d in done],
             "delays": [d.delay for d in done],
         }
-        await self.db.execute_all(_FINISH, params)
+        await self.db.execute(_FINISH, params)
 
     async def block(self, host_id: int, seconds: float) -> None:
         """No request to the host from any process for `seconds` (Retry-After, backoff)."""
         params = {"run_id": self.run_id, "host_id": host_id, "seconds": seconds}
-        await self.db.execute_all(_BLOCK, params)
+        await self.db.execute(_BLOCK, params)
 
     async def set_min_delay(self, host: str, seconds: float) -> None:
         """The host's floor between request starts (robots.txt Crawl-delay)."""
         params = {"run_id": self.run_id, "host": host, "seconds": seconds}
-        await self.db.execute_all(_MIN_DELAY, params)
+        await self.db.execute(_MIN_DELAY, params)
 
     async def open_count(self) -> int:
         """Rows of the run not done yet (queued, or leased by any process)."""
-        row = await self.db.execute_retrying(_OPEN, {"run_id": self.run_id})
+        row = await self.db.first(_OPEN, {"run_id": self.run_id})
         return int(row[0]) if row is not None else 0
 
     async def release(self, ids: list[int]) -> None:
@@ -331,7 +331,7 @@ class PgHostFrontier:
                 "run_id": self.run_id,
                 "free_slots": free_slots,
             }
-            await self.db.execute_all(_RELEASE, params)
+            await self.db.execute(_RELEASE, params)
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows still in flight, and their hosts' bookings."""
@@ -342,13 +342,13 @@ class PgHostFrontier:
                 "run_id": self.run_id,
                 "lease": self.lease_seconds,
             }
-            await self.db.execute_all(_RENEW, params)
+            await self.db.execute(_RENEW, params)
 
     async def reap(self) -> tuple[int, int]:
         """Requeue rows whose lease expired and free slots whose bookings all expired (a
         killed process's): (rows, hosts)."""
         params = {"run_id": self.run_id, "limit": REAP_LIMIT}
-        row = await self.db.execute_retrying(_REAP, params)
+        row = await self.db.first(_REAP, params)
         return (int(row.rows), int(row.hosts)) if row is not None else (0, 0)
 
 

@@ -11,12 +11,11 @@ import asyncio
 import importlib.resources
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from crawler.db import schema
-from crawler.db.database import CONNECTION_ERRORS, describe, redact
+from crawler.db.database import DB_ERRORS, describe, redact, translate
 from crawler.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -62,10 +61,10 @@ async def upgrade(url: str, revision: str = "head") -> None:
         await _alembic_upgrade(url, revision)
         if revision == "head":
             await _at_head_or_verify(url, check_only=True)
-    except (*CONNECTION_ERRORS, DBAPIError) as exc:  # type: ignore[misc]
-        raise DatabaseUnavailable(
-            f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}"
-        ) from None
+    except DB_ERRORS as exc:
+        # Unavailable or refused (rights to create tables, say), as `translate` has it.
+        kind = type(translate(exc))
+        raise kind(f"cannot migrate PostgreSQL at {redact(url)}: {describe(exc)}") from None
 
 
 async def _alembic_upgrade(url: str, revision: str) -> None:

@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crawler.db.database import Database
+from crawler.db.database import DB_ERRORS, Database, translate
+from crawler.db.frontier import OPEN_ROWS
+from crawler.kinds import RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ _FREE_DEAD_LEASES = text(
 )
 
 _OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
+_FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
 
 
 async def find_crawl(db: Database, name: str) -> CrawlInfo | None:
@@ -221,7 +224,7 @@ async def open_run(
     return RunInfo(int(run_id), crawl, resumed=False)
 
 
-async def finish_run(db: Database, run_id: int, status: str, stats: dict[str, Any]) -> None:
+async def finish_run(db: Database, run_id: int, status: RunStatus, stats: dict[str, Any]) -> None:
     params = {"run_id": run_id, "status": status, "stats": json.dumps(stats)}
     async with db.transaction() as session:
         await session.execute(_FINISH_RUN, params)
@@ -268,7 +271,7 @@ async def free_dead_leases(db: Database, run_id: int) -> int:
 
 async def open_in_run(db: Database, run_id: int) -> int:
     """Frontier rows of the run not done yet."""
-    row = await db.execute_retrying(_OPEN_ROWS, {"run_id": run_id})
+    row = await db.first(OPEN_ROWS, {"run_id": run_id})
     return int(row[0]) if row is not None else 0
 
 
@@ -286,9 +289,17 @@ class CrawlLock:
         self.conn: AsyncConnection | None = None
 
     async def acquire(self) -> bool:
-        conn = await self.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
         params = {"ns": _LOCK_NAMESPACE, "id": self.crawl_id}
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), params)).scalar()
+        try:
+            conn = await self.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+            try:
+                result = await conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), params)
+            except BaseException:
+                await conn.close()
+                raise
+        except DB_ERRORS as exc:
+            raise translate(exc) from None
+        got = result.scalar()
         if got:
             self.conn = conn
         else:

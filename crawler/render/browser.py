@@ -45,12 +45,12 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from crawler.kinds import ErrorKind
 from crawler.records import FetchResult
 from crawler.render.chromium import Workdir, as_root, chromium_args, find_browser
 from crawler.render.contract import (
     BrowserUnavailable,
     RenderedResult,
-    RenderErrorKind,
     RenderOptions,
     RequestRules,
 )
@@ -255,7 +255,7 @@ class BrowserRenderer:
         tab.renders += 1
         self.renders += 1
         tab.document, tab.served, tab.subrequests, tab.refused = static, False, 0, 0
-        kind: RenderErrorKind | None = None
+        kind: ErrorKind | None = None
         message: str | None = None
         html: str | None = None
         try:
@@ -267,17 +267,17 @@ class BrowserRenderer:
             try:
                 await tab.page.wait_for_load_state("networkidle", timeout=o.settle_timeout * 1000)
             except PlaywrightTimeout:
-                kind = RenderErrorKind.RENDER_TIMEOUT
+                kind = ErrorKind.RENDER_TIMEOUT
                 message = f"the page was still busy on the network after {o.settle_timeout:g} s"
         except PlaywrightTimeout:
-            kind = RenderErrorKind.RENDER_TIMEOUT
+            kind = ErrorKind.RENDER_TIMEOUT
             message = f"the page did not load within {o.navigation_timeout:g} s"
         except PlaywrightError as exc:
-            kind, message = RenderErrorKind.RENDER_FAILED, _one_line(exc)
-        if kind is not RenderErrorKind.RENDER_FAILED:
+            kind, message = ErrorKind.RENDER_FAILED, _one_line(exc)
+        if kind is not ErrorKind.RENDER_FAILED:
             html = await self._read_dom(tab)
             if html is None and kind is None:
-                kind = RenderErrorKind.RENDER_TIMEOUT
+                kind = ErrorKind.RENDER_TIMEOUT
                 message = f"the page's DOM could not be read within {o.read_timeout:g} s"
         if kind is not None:
             tab.spoiled = True
@@ -295,7 +295,7 @@ class BrowserRenderer:
             encoding=encoding,
             elapsed_ms=static.elapsed_ms + int((time.perf_counter() - started) * 1000),
             redirects=static.redirects,
-            error_kind=None if kind is None else str(kind),
+            error_kind=kind,
             error=message,
             retryable=False,
             static_body=static.body,

@@ -15,7 +15,6 @@ the `render` extra is installed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from crawler.config import Settings
@@ -24,7 +23,6 @@ from crawler.records import FetchResult
 
 __all__ = [
     "BrowserUnavailable",
-    "RenderErrorKind",
     "RenderOptions",
     "RenderedResult",
     "Renderer",
@@ -33,16 +31,6 @@ __all__ = [
 
 
 NAVIGATION_TIMEOUT = 30.0
-
-
-class RenderErrorKind(StrEnum):
-    """The error kinds a render adds to the fetcher's."""
-
-    # The page did not load, or never went network-idle, within the caps. The body is what
-    # the browser had rendered by then, or the static HTML when it could not be read.
-    RENDER_TIMEOUT = "render_timeout"
-    # The browser or the page crashed or refused (static HTML kept as the body).
-    RENDER_FAILED = "render_failed"
 
 
 class BrowserUnavailable(CrawlerError):

@@ -58,7 +58,7 @@ class RenderMode(StrEnum):
 
 
 class PlainFetcher(Protocol):
-    """What the pool fetches with (crawler.fetch.Fetcher)."""
+    """What the pool fetches with (crawler.seams.Fetcher)."""
 
     async def fetch(
         self,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from crawler.fetch import AddressPolicy, is_public_address, normal_host
+from crawler.guard import AddressPolicy, is_public_address, normal_host
 
 __all__ = ["BrowserRules", "Resolve"]
 

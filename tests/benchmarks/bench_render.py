@@ -139,7 +139,7 @@ async def serve(pages: int) -> None:
 
 async def ours(seed: str, pages: int, concurrency: int, chromium: str) -> None:
     from crawler.config import Settings
-    from crawler.fetch import Fetcher
+    from crawler.fetch import HttpFetcher
     from crawler.parse import parse_html
     from crawler.render.contract import RenderedResult, RenderOptions
     from crawler.render.fetcher import RenderingFetcher, RenderMode
@@ -153,7 +153,7 @@ async def ours(seed: str, pages: int, concurrency: int, chromium: str) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
     queue.put_nowait(seed)
     counts = {"pages": 0, "rendered": 0, "errors": 0}
-    async with Fetcher(settings) as plain:
+    async with HttpFetcher(settings) as plain:
         rules = BrowserRules(plain.address_policy)
         options = RenderOptions.from_settings(settings)
         async with RenderingFetcher(plain, RenderMode.AUTO, options, rules) as fetcher:

@@ -43,7 +43,7 @@ import asyncpg
 from crawler.config import normalise_database_url
 from crawler.db import embedded, migrate
 from crawler.db.batch import WRITE_BATCH, BatchParams
-from crawler.db.store import ANALYZE_AFTER, ANALYZE_TABLES
+from crawler.db.writer import ANALYZE_AFTER, ANALYZE_TABLES
 from crawler.parse import parse_html
 from crawler.records import CrawlTask, FetchResult, PageRecord
 from tests.sitegen import generate, served_path
@@ -135,7 +135,7 @@ async def replay(
             if variant == "no_text":
                 values["text"] = [None] * len(values["text"])
             await statement.fetchrow(*[values[n] for n in names])
-            if start < ANALYZE_AFTER <= start + size:  # as the crawl's sink does
+            if start < ANALYZE_AFTER <= start + size:  # as the crawl's writer does
                 await conn.execute(ANALYZE_TABLES.text)
         cpu1, wall1 = backend_cpu(pid), time.perf_counter()
     finally:

@@ -25,6 +25,7 @@ import pytest
 from crawler.db import embedded
 from crawler.errors import DatabaseUnavailable
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_endless_site, serve_site
+from tests.sql import plain_url
 
 ANSI = re.compile(r"\x1b\[")
 SUMMARY_KEYS = {"pages", "fetched", "status", "run_id"}
@@ -93,10 +94,6 @@ async def cli(
     return await finish(proc, stdin)
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 def _no_traceback(done: Done) -> None:
     assert "Traceback" not in done.err, str(done)
     assert "Traceback" not in done.out, str(done)
@@ -127,7 +124,7 @@ async def server_status(folder: Path) -> embedded.EmbeddedServer | None:
 async def test_crawl_with_database_url_prints_one_json_object(db_url: str, tmp_path: Path) -> None:
     async with serve_site() as base:
         done = await cli(
-            "crawl", base + "/", "--database-url", _plain(db_url), "--json", cwd=tmp_path
+            "crawl", base + "/", "--database-url", plain_url(db_url), "--json", cwd=tmp_path
         )
     assert done.code == 0, str(done)
     _no_traceback(done)
@@ -139,7 +136,7 @@ async def test_crawl_with_database_url_prints_one_json_object(db_url: str, tmp_p
     assert summary["pages"] == len(EXPECTED_HTML)
     assert not ANSI.search(done.out + done.err)
 
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         pages = {
             r["url"].removeprefix(base): r["title"]
@@ -352,7 +349,7 @@ async def test_unreachable_database_exits_3_without_the_password(tmp_path: Path)
 @pytest.mark.db
 async def test_non_tty_output_is_one_plain_summary_line(db_url: str, tmp_path: Path) -> None:
     async with serve_site() as base:
-        done = await cli("crawl", base + "/", "--database-url", _plain(db_url), cwd=tmp_path)
+        done = await cli("crawl", base + "/", "--database-url", plain_url(db_url), cwd=tmp_path)
     assert done.code == 0, str(done)
     lines = [line for line in done.out.splitlines() if line.strip()]
     assert len(lines) == 1, str(done)
@@ -366,7 +363,7 @@ async def test_non_tty_output_is_one_plain_summary_line(db_url: str, tmp_path: P
 async def test_quiet_prints_nothing_on_success(db_url: str, tmp_path: Path) -> None:
     async with serve_site() as base:
         done = await cli(
-            "crawl", base + "/", "--database-url", _plain(db_url), "--quiet", cwd=tmp_path
+            "crawl", base + "/", "--database-url", plain_url(db_url), "--quiet", cwd=tmp_path
         )
     assert done.code == 0, str(done)
     assert done.out == ""
@@ -377,11 +374,11 @@ async def test_quiet_prints_nothing_on_success(db_url: str, tmp_path: Path) -> N
 
 @pytest.mark.db
 async def test_sigterm_interrupts_the_run_with_exit_143(db_url: str, tmp_path: Path) -> None:
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         async with serve_endless_site(0.2) as base:
             proc = await start_cli(
-                "crawl", base + "/", "--database-url", _plain(db_url), "--json", cwd=tmp_path
+                "crawl", base + "/", "--database-url", plain_url(db_url), "--json", cwd=tmp_path
             )
             try:
                 for _ in range(200):  # wait until it has fetched something (at most 20 s)

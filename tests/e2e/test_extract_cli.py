@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from tests.site import EXPECTED_HTML, serve_site
+from tests.sql import plain_url
 
 CHILD_TIMEOUT = 60.0
 # Nothing listens on port 1: a command that got as far as the database would exit 3.
@@ -61,10 +62,6 @@ async def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 def _config(tmp_path: Path, text: str) -> str:
     path = tmp_path / "crawler.toml"
     path.write_text(text, encoding="utf-8")
@@ -100,11 +97,11 @@ async def test_crawl_with_two_rules_fills_data_for_every_page(db_url: str, tmp_p
     config = _config(tmp_path, TWO_RULES)
     async with serve_site() as base:
         code, _, err = await cli(
-            "crawl", base + "/", "--config", config, "--database-url", _plain(db_url), "--quiet",
+            "crawl", base + "/", "--config", config, "--database-url", plain_url(db_url), "--quiet",
             cwd=tmp_path,
         )  # fmt: skip
     assert code == 0, err
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         rows = await conn.fetch("SELECT url, h1, data FROM pages")
     finally:
@@ -122,7 +119,7 @@ async def test_reparse_with_a_bad_selector_exits_2_before_the_database(tmp_path:
 async def test_crawl_with_store_body_then_reparse_with_a_new_rule(
     db_url: str, tmp_path: Path
 ) -> None:
-    url = _plain(db_url)
+    url = plain_url(db_url)
     async with serve_site() as base:
         code, _, err = await cli(
             "crawl", base + "/", "--name", "site", "--store-body", "--database-url", url,
@@ -163,7 +160,7 @@ async def test_crawl_with_store_body_then_reparse_with_a_new_rule(
 @pytest.mark.db
 async def test_reparse_of_an_unknown_crawl_exits_2(db_url: str, tmp_path: Path) -> None:
     code, _, err = await cli(
-        "reparse", "--name", "nope", "--database-url", _plain(db_url), cwd=tmp_path
+        "reparse", "--name", "nope", "--database-url", plain_url(db_url), cwd=tmp_path
     )
     assert code == 2, err
     assert err.strip() == "crawler: there is no crawl named 'nope'"

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from tests.processes import wait_or_kill
 from tests.sitegen import DISALLOW, Manifest, generate, served_path
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
@@ -263,10 +264,6 @@ def apply_edits(site: Site, edited: list[str], deleted: list[str]) -> Plan:
     return Plan(frozenset(edited), frozenset(deleted), frozenset(added))
 
 
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 @dataclass(frozen=True)
 class Outcome:
     manifest: Manifest
@@ -292,7 +289,7 @@ async def crawl_edit_crawl(db_url: str, folder: Path) -> Outcome:
             folder=folder,
         )  # fmt: skip
         assert first.code == 0, first
-        conn = await asyncpg.connect(plain(db_url))
+        conn = await asyncpg.connect(plain_url(db_url))
         try:
             first_pages = frozenset(r["url"] for r in await conn.fetch("SELECT url FROM pages"))
             assert first_pages == manifest.robots_html_200_urls, "run 1 did not crawl the site"

@@ -19,6 +19,7 @@ import pytest
 from crawler.config import load_settings
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, serve_site
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
@@ -30,10 +31,6 @@ class Done:
     code: int
     out: str
     err: str
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def cli(*args: str, db_url: str) -> Done:
@@ -123,7 +120,7 @@ async def test_export(crawled, tmp_path: Path) -> None:
         assert done.code == 0, done.err
         assert done.err == ""  # stderr is not a terminal: no progress display
 
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         counts = {
             table: await conn.fetchval(sql, *params)

@@ -23,6 +23,7 @@ import pytest
 
 from tests.processes import wait_or_kill
 from tests.site import EXPECTED_HTML, serve_endless_site, serve_site
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
@@ -72,10 +73,6 @@ async def cron(*args: str, home: Path) -> Done:
         out_path.read_text(errors="replace"),
         err_path.read_text(errors="replace"),
     )
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 def readme_exit_codes() -> dict[int, str]:
@@ -209,7 +206,7 @@ async def test_cron_fail_on_error_rate_exits_1(db_url: str, tmp_path: Path) -> N
                 home=tmp_path / "home-lenient",
             ),
         )
-    conn = await asyncpg.connect(plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         statuses = await conn.fetch(
             "SELECT c.name, r.status FROM crawl_runs r JOIN crawls c ON c.id = r.crawl_id"

@@ -16,15 +16,12 @@ from crawler.config import load_settings
 from crawler.run import crawl
 from crawler.urls import canonicalize
 from tests.hostile.server import ENDPOINTS, serve_in_subprocess
+from tests.sql import plain_url
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(120)]
 
 KIB = 1024
 MIB = 1024 * KIB
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def test_crawl_of_every_hostile_endpoint(db_url: str) -> None:
@@ -52,7 +49,7 @@ async def test_crawl_of_every_hostile_endpoint(db_url: str) -> None:
     assert summary.status == "finished"
     assert summary.exit_code == 0
 
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         open_rows = await conn.fetchval("SELECT count(*) FROM frontier WHERE state <> 'done'")
         assert open_rows == 0

@@ -10,16 +10,13 @@ import pytest
 from aiohttp import web
 
 from crawler.config import load_settings
-from crawler.db import store
-from crawler.errors import DatabaseUnavailable
+from crawler.db import writer
+from crawler.errors import DatabaseRefused
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def test_crawl_stores_pages_links_and_fetches(db_url: str) -> None:
@@ -28,7 +25,7 @@ async def test_crawl_stores_pages_links_and_fetches(db_url: str) -> None:
         summary = await crawl(settings)
     assert summary.status == "finished"
     assert summary.exit_code == 0
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         pages = {
             r["url"].removeprefix(base): r
@@ -83,7 +80,7 @@ async def test_second_crawl_is_a_new_run_and_updates_pages(db_url: str) -> None:
         second = await crawl(settings)
     assert second.run_id != first.run_id
     assert not second.resumed
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         assert await conn.fetchval("SELECT count(*) FROM pages") == len(EXPECTED_HTML)
         assert await conn.fetchval("SELECT count(DISTINCT run_id) FROM fetches") == 2
@@ -122,7 +119,7 @@ async def test_include_exclude_and_allow_host(db_url: str) -> None:
             }
         )
         await crawl(settings)
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         urls = {r["url"].removeprefix(base) for r in await conn.fetch("SELECT url FROM fetches")}
     finally:
@@ -158,7 +155,7 @@ async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
     app.router.add_get("/{tail:.*}", _link_shapes)
     async with serve_app(app) as base:
         await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         rows = await conn.fetch(
             "SELECT p.url, l.position, l.target_url, l.anchor_text, l.nofollow FROM links l "
@@ -187,13 +184,13 @@ async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
 async def test_a_run_analyzes_its_tables_once_it_has_written_enough_pages(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Statistics for the planner's cached plans (crawler.db.store): once, early in a run."""
-    monkeypatch.setattr(store, "ANALYZE_AFTER", 2)
+    """Statistics for the planner's cached plans (crawler.db.writer): once, early in a run."""
+    monkeypatch.setattr(writer, "ANALYZE_AFTER", 2)
     async with serve_site() as base:
         settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 2})
         summary = await crawl(settings)
     assert summary.status == "finished"
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         counts = await conn.fetch(
             "SELECT relname, analyze_count FROM pg_stat_user_tables "
@@ -243,7 +240,7 @@ async def test_urls_of_the_sitemap_named_in_robots_txt_are_crawled(db_url: str) 
     async with serve_app(app) as base:
         summary = await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
     assert summary.status == "finished"
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         urls = {r["url"] for r in await conn.fetch("SELECT url FROM pages")}
     finally:
@@ -273,7 +270,7 @@ async def test_a_refetch_replaces_the_links_also_with_none_or_one_without_text(
     seen = []
     async with serve_app(app) as base:
         settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
-        conn = await asyncpg.connect(_plain(db_url))
+        conn = await asyncpg.connect(plain_url(db_url))
         try:
             for body in versions:
                 home["body"] = f"<html><body>{body}</body></html>"
@@ -305,14 +302,14 @@ async def test_a_database_that_refuses_every_write_ends_the_run_with_an_error(
     """Not a hang: when no page, not even the record of a failure, can be written (here a
     table is missing; a user without INSERT rights gets the same), the run stops, says why,
     and stays resumable."""
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         await conn.execute("ALTER TABLE fetches RENAME TO fetches_elsewhere")
     finally:
         await conn.close()
     async with serve_site() as base:
         settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
-        with pytest.raises(DatabaseUnavailable, match="refused") as caught:
+        with pytest.raises(DatabaseRefused, match="refused") as caught:
             async with asyncio.timeout(60):
                 await crawl(settings)
     assert 'relation "fetches" does not exist' in str(caught.value)

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from crawler.db.database import Database
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
@@ -20,7 +21,7 @@ def _send_buffer(connection: asyncpg.Connection) -> tuple[int, int]:
 
 
 async def test_unix_socket_connections_get_a_wider_send_buffer(db_url: str) -> None:
-    plain = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    plain = await asyncpg.connect(plain_url(db_url))
     try:
         family, default = _send_buffer(plain)
     finally:

@@ -19,12 +19,9 @@ from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, serve_site
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 @pytest.fixture
@@ -41,7 +38,7 @@ async def crawled(db_url: str) -> AsyncIterator[tuple[Database, str, list[int]]]
 
 
 async def _count(db_url: str, sql: str, *args: object) -> int:
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         return int(await conn.fetchval(sql, *args))
     finally:

@@ -32,7 +32,7 @@ class Run:
         return PgHostFrontier(self.db, self.crawl_id, self.run_id, owner, lease, **kw)
 
     async def sql(self, statement: str, **params: object) -> list[tuple[object, ...]]:
-        rows = await self.db.execute_all(text(statement), {"run_id": self.run_id, **params})
+        rows = await self.db.execute(text(statement), {"run_id": self.run_id, **params})
         return [tuple(r) for r in rows]
 
     async def queue(self, urls: list[str]) -> None:

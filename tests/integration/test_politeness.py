@@ -12,14 +12,19 @@ from aiohttp import web
 from crawler.config import load_settings
 from crawler.run import crawl
 from tests.site import serve_app
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
 RETRY_AFTER = 3
 
 
-def logging_site(name: str, pages: int, log: list[tuple[str, str, float]]) -> web.Application:
-    """A site whose index links `pages` pages; /p1 answers 429 + Retry-After the first time."""
+def logging_site(
+    name: str, pages: int, log: list[tuple[str, str, float]], blocked: asyncio.Event
+) -> web.Application:
+    """A site whose index links `pages` pages; /p1 answers 429 + Retry-After the first time
+    (and sets `blocked`). The "slow" site answers its index once `blocked` is set, so the
+    throttling host's pages come first."""
     throttled: set[str] = set()
 
     async def handle(request: web.Request) -> web.Response:
@@ -28,11 +33,12 @@ def logging_site(name: str, pages: int, log: list[tuple[str, str, float]]) -> we
             return web.Response(status=404)
         if request.path == "/":
             if name == "slow":
-                await asyncio.sleep(0.5)  # so the throttling host's pages come first
+                await asyncio.wait_for(blocked.wait(), 60)
             links = "".join(f'<a href="/p{i}">p{i}</a>' for i in range(1, pages + 1))
             return web.Response(text=f"<html><body>{links}</body></html>", content_type="text/html")
         if name == "throttling" and request.path == "/p1" and "/p1" not in throttled:
             throttled.add("/p1")
+            blocked.set()
             return web.Response(status=429, headers={"Retry-After": str(RETRY_AFTER)})
         return web.Response(text=f"<title>{request.path}</title>", content_type="text/html")
 
@@ -43,9 +49,10 @@ def logging_site(name: str, pages: int, log: list[tuple[str, str, float]]) -> we
 
 async def test_retry_after_blocks_the_host_while_other_hosts_are_crawled(db_url: str) -> None:
     log: list[tuple[str, str, float]] = []
+    blocked = asyncio.Event()
     async with (
-        serve_app(logging_site("throttling", 5, log)) as a,
-        serve_app(logging_site("slow", 40, log)) as b,
+        serve_app(logging_site("throttling", 5, log, blocked)) as a,
+        serve_app(logging_site("slow", 40, log, blocked)) as b,
     ):
         settings = load_settings(
             {
@@ -65,7 +72,7 @@ async def test_retry_after_blocks_the_host_while_other_hosts_are_crawled(db_url:
     others = [t for name, _path, t in log if name == "slow" and 0 < t - blocked_at < RETRY_AFTER]
     assert len(others) >= 10, "the other host was not crawled meanwhile"
 
-    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         rows = await conn.fetch("SELECT url, status FROM fetches WHERE url LIKE $1", a + "/p%")
     finally:

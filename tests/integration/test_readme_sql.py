@@ -13,6 +13,7 @@ import pytest
 from crawler.config import load_settings
 from crawler.run import crawl
 from tests.site import serve_site
+from tests.sql import plain_url
 
 README = Path(__file__).parents[2] / "README.md"
 START, END = "<!-- sql-examples -->", "<!-- /sql-examples -->"
@@ -23,10 +24,6 @@ FENCE = re.compile(r"^```sql[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 class Example:
     title: str  # the prose line just above the block
     sql: str
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 def examples(text: str) -> list[Example]:
@@ -102,7 +99,7 @@ async def _crawled_site(db_url: str) -> str:
 async def _run_all(db_url: str, blocks: list[Example]) -> list[Rows]:
     results: list[Rows] = []
     failures = []
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         for example in blocks:
             try:

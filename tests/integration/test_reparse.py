@@ -25,6 +25,7 @@ from crawler.records import Page
 from crawler.reparse import ReparseResult, decode_body, reparse
 from crawler.run import crawl, open_database
 from tests.site import EXPECTED_HTML, PAGES, serve_site
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
@@ -37,10 +38,6 @@ H1_AND_LINKS = compile_rules(
         ExtractRule(name="hrefs", css="a", take="attr:href", all=True),
     )
 )
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def _crawl_site(db_url: str, *, store_body: bool = True) -> str:
@@ -80,7 +77,7 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 async def _pages(db_url: str, base: str) -> dict[str, asyncpg.Record]:
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         rows = await conn.fetch("SELECT url, title, h1, text, data FROM pages")
     finally:
@@ -89,7 +86,7 @@ async def _pages(db_url: str, base: str) -> dict[str, asyncpg.Record]:
 
 
 async def _sql(db_url: str, query: str, *args: Any) -> None:
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         await conn.execute(query, *args)
     finally:
@@ -199,7 +196,7 @@ async def test_small_batches_visit_every_page_once(
 
 async def test_batches_follow_the_page_id_and_byte_budget(db_url: str, db: Database) -> None:
     await _crawl_site(db_url)
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         crawl_id = await conn.fetchval("SELECT id FROM crawls WHERE name = $1", NAME)
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM pages ORDER BY id")]
@@ -221,7 +218,7 @@ async def test_a_page_refetched_meanwhile_keeps_what_the_crawl_wrote(
     db_url: str, db: Database
 ) -> None:
     base = await _crawl_site(db_url)
-    conn = await asyncpg.connect(_plain(db_url))
+    conn = await asyncpg.connect(plain_url(db_url))
     try:
         page_id = await conn.fetchval("SELECT id FROM pages WHERE url = $1", base + "/")
     finally:

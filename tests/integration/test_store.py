@@ -1,4 +1,4 @@
-"""The batched page write (crawler.db.store): a record the server refuses fails alone."""
+"""The batched page write (crawler.db.writer): a record the server refuses fails alone."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 
 from crawler.db import store
 from crawler.db.database import Database
-from crawler.db.store import PgPageSink
+from crawler.db.store import PgStore
 from crawler.parse import parse_html
 from crawler.records import CrawlTask, FetchResult, PageRecord
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
@@ -38,7 +39,7 @@ def _record(fid: int, url: str) -> PageRecord:
 
 async def test_a_refused_record_fails_alone_and_its_batch_is_stored(db_url: str) -> None:
     urls = [f"https://site.example/{name}" for name in ("a", "b", "poison", "c", "d")]
-    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(plain_url(db_url))
     db = Database(db_url)
     try:
         await conn.execute(REFUSE_POISON)
@@ -56,7 +57,7 @@ async def test_a_refused_record_fails_alone_and_its_batch_is_stored(db_url: str)
             )
             for url in urls
         ]
-        sink = PgPageSink(db, crawl, run, OWNER)
+        sink = PgStore(db, crawl, run, OWNER)
         try:
             # Handed over together, before the writer runs: one batch.
             results = await asyncio.gather(
@@ -65,7 +66,7 @@ async def test_a_refused_record_fails_alone_and_its_batch_is_stored(db_url: str)
             )
         finally:
             await sink.close()
-        assert sink.batches == len(urls) - 1  # after the refused batch, each record alone
+        assert sink.writer.batches == len(urls) - 1  # after the refused batch, each record alone
         refused = [url for url, r in zip(urls, results, strict=True) if isinstance(r, Exception)]
         assert refused == ["https://site.example/poison"]
         assert "poisoned page" in str(results[2])
@@ -99,7 +100,7 @@ async def test_sitemap_entries_queue_new_urls_and_date_queued_ones(
     rows being crawled or done keep theirs. In statements of LISTED_CHUNK entries."""
     monkeypatch.setattr(store, "LISTED_CHUNK", chunk)
     site = "https://site.example/"
-    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(plain_url(db_url))
     db = Database(db_url)
     try:
         crawl, run = await _run_with_rows(
@@ -107,7 +108,7 @@ async def test_sitemap_entries_queue_new_urls_and_date_queued_ones(
         )
         day = datetime(2026, 11, 1, tzinfo=UTC)
         entries = [(site + name, day) for name in ("new", "queued", "leased", "done")]
-        sink = PgPageSink(db, crawl, run, OWNER)
+        sink = PgStore(db, crawl, run, OWNER)
         changed = await sink.enqueue_listed([*entries, (site + "undated", None)], 1)
         rows = await conn.fetch("SELECT url, depth, lastmod FROM frontier ORDER BY url")
     finally:
@@ -129,13 +130,13 @@ async def test_sitemap_entries_and_a_page_write_never_wait_on_each_other(db_url:
     meanwhile the sitemap's entries are queued. Neither waits for the other (an upsert of
     the entries deadlocked with such a write: a second's standstill, then an error)."""
     site = "https://site.example/"
-    setup = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
-    writer = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    setup = await asyncpg.connect(plain_url(db_url))
+    writer = await asyncpg.connect(plain_url(db_url))
     db = Database(db_url)
     try:
         crawl, run = await _run_with_rows(setup, {site + "b": "leased"})
         day = datetime(2026, 11, 1, tzinfo=UTC)
-        sink = PgPageSink(db, crawl, run, OWNER)
+        sink = PgStore(db, crawl, run, OWNER)
         async with writer.transaction():
             await writer.execute(
                 "UPDATE frontier SET state = 'done' WHERE run_id = $1 AND url = $2", run, site + "b"
@@ -160,3 +161,107 @@ async def test_sitemap_entries_and_a_page_write_never_wait_on_each_other(db_url:
         await writer.close()
         await setup.close()
     assert [tuple(r) for r in rows] == [(site + "a", "queued", 1), (site + "b", "done", 0)]
+
+
+async def _leased(conn: asyncpg.Connection, run: int, url: str) -> CrawlTask:
+    row = await conn.fetchrow(
+        "UPDATE frontier SET attempts = attempts + 1 WHERE run_id = $1 AND url = $2 "
+        "RETURNING id, attempts",
+        run,
+        url,
+    )
+    return CrawlTask(row["id"], url, 0, row["attempts"])
+
+
+async def _frontier(conn: asyncpg.Connection) -> dict[str, tuple[str, int, bool]]:
+    rows = await conn.fetch(
+        "SELECT url, state, attempts, not_before > now() AS later FROM frontier ORDER BY url"
+    )
+    return {r["url"]: (r["state"], r["attempts"], bool(r["later"])) for r in rows}
+
+
+async def test_retry_later_records_the_attempt_and_queues_the_task_for_later(
+    db_url: str,
+) -> None:
+    site = "https://site.example/"
+    conn = await asyncpg.connect(plain_url(db_url))
+    db = Database(db_url)
+    try:
+        crawl, run = await _run_with_rows(conn, {site + "a": "leased", site + "b": "queued"})
+        task = await _leased(conn, run, site + "a")
+        busy = FetchResult(task.url, task.url, 503, "text/html", error_kind=None, retryable=True)
+        sink = PgStore(db, crawl, run, OWNER)
+        await sink.retry_later(task, busy, 30.0)
+        stale = await _leased(conn, run, site + "b")  # not leased: a lease lost meanwhile
+        await sink.retry_later(stale, busy, 30.0)
+        fetches = await conn.fetch("SELECT url, status FROM fetches")
+        rows = await _frontier(conn)
+    finally:
+        await db.dispose()
+        await conn.close()
+    assert [(r["url"], r["status"]) for r in fetches] == [(site + "a", 503)]
+    assert rows[site + "a"] == ("queued", 1, True)
+    assert rows[site + "b"] == ("queued", 1, False)  # untouched
+
+
+async def test_postpone_gives_the_task_back_and_the_attempt_does_not_count(db_url: str) -> None:
+    site = "https://site.example/"
+    conn = await asyncpg.connect(plain_url(db_url))
+    db = Database(db_url)
+    try:
+        crawl, run = await _run_with_rows(conn, {site + "a": "leased"})
+        task = await _leased(conn, run, site + "a")
+        await PgStore(db, crawl, run, OWNER).postpone(task, 60.0)
+        rows = await _frontier(conn)
+        recorded = await conn.fetchval("SELECT count(*) FROM fetches")
+    finally:
+        await db.dispose()
+        await conn.close()
+    assert rows[site + "a"] == ("queued", 0, True)
+    assert recorded == 0
+
+
+async def test_skip_marks_the_task_done_and_queues_only_new_links(db_url: str) -> None:
+    site = "https://site.example/"
+    conn = await asyncpg.connect(plain_url(db_url))
+    db = Database(db_url)
+    try:
+        crawl, run = await _run_with_rows(conn, {site + "a": "leased", site + "known": "done"})
+        task = await _leased(conn, run, site + "a")
+        sink = PgStore(db, crawl, run, OWNER)
+        queued = await sink.skip(task, (site + "new", site + "known", site + "new"), 1)
+        again = await sink.skip(task, (site + "other",), 1)  # done already: not ours any more
+        rows = await _frontier(conn)
+    finally:
+        await db.dispose()
+        await conn.close()
+    assert (queued, again) == (1, -1)
+    assert {url: state for url, (state, _, _) in rows.items()} == {
+        site + "a": "done",
+        site + "known": "done",
+        site + "new": "queued",
+    }
+
+
+async def test_stored_links_are_the_pages_followable_links(db_url: str) -> None:
+    site = "https://site.example/"
+    conn = await asyncpg.connect(plain_url(db_url))
+    db = Database(db_url)
+    try:
+        crawl, run = await _run_with_rows(conn, {site + "p": "leased"})
+        task = await _leased(conn, run, site + "p")
+        body = b"<a href='/x'>x</a><a rel=nofollow href='/y'>y</a>"
+        fetch = FetchResult(task.url, task.url, 200, "text/html", (), body, "utf-8")
+        page = parse_html(body.decode(), task.url)
+        sink = PgStore(db, crawl, run, OWNER)
+        try:
+            assert await sink.complete(PageRecord(task, fetch, page, "h")) == 0
+        finally:
+            await sink.close()
+        links = await sink.stored_links(task.url)
+        unknown = await sink.stored_links(site + "never")
+    finally:
+        await db.dispose()
+        await conn.close()
+    assert links == [(site + "x", False), (site + "y", True)]
+    assert unknown == []

@@ -21,15 +21,12 @@ from crawler.config import normalise_database_url
 from crawler.db import migrate
 from crawler.db.models import Base
 from crawler.errors import DatabaseUnavailable
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
 # What may remain after a downgrade to base: Alembic's own table (and its primary key).
 ALEMBIC_OWN = {"alembic_version", "alembic_version_pkc"}
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 def _with_database(url: str, name: str) -> str:
@@ -40,7 +37,7 @@ def _with_database(url: str, name: str) -> str:
 async def empty_db(pg_server_url: str) -> AsyncIterator[str]:
     """A new, empty database on the test server (asyncpg URL form); dropped afterwards."""
     name = f"crawler_migration_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_plain(pg_server_url))
+    admin = await asyncpg.connect(plain_url(pg_server_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -48,7 +45,7 @@ async def empty_db(pg_server_url: str) -> AsyncIterator[str]:
     try:
         yield normalise_database_url(_with_database(pg_server_url, name))
     finally:
-        admin = await asyncpg.connect(_plain(pg_server_url))
+        admin = await asyncpg.connect(plain_url(pg_server_url))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
@@ -76,7 +73,7 @@ async def schema_differences(url: str) -> list[Any]:
 async def leftovers(url: str) -> list[str]:
     """Everything of ours in the public schema: relations (tables, views, indexes,
     sequences), functions and types, other than Alembic's own version table."""
-    conn = await asyncpg.connect(_plain(url))
+    conn = await asyncpg.connect(plain_url(url))
     try:
         rows = await conn.fetch(
             """
@@ -98,7 +95,7 @@ async def leftovers(url: str) -> list[str]:
 
 
 async def tables(url: str) -> set[str]:
-    conn = await asyncpg.connect(_plain(url))
+    conn = await asyncpg.connect(plain_url(url))
     try:
         rows = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
@@ -109,7 +106,7 @@ async def tables(url: str) -> set[str]:
 
 
 async def version(url: str) -> str | None:
-    conn = await asyncpg.connect(_plain(url))
+    conn = await asyncpg.connect(plain_url(url))
     try:
         return await conn.fetchval("SELECT max(version_num) FROM alembic_version")  # type: ignore[no-any-return]
     finally:
@@ -172,7 +169,7 @@ async def test_upgrade_twice_is_a_no_op(empty_db: str) -> None:
 async def test_a_schema_newer_than_the_crawler_is_a_clear_error(empty_db: str) -> None:
     """An older crawler meeting a database a newer one migrated: no traceback, no crawl."""
     await migrate.upgrade(empty_db)
-    conn = await asyncpg.connect(_plain(empty_db))
+    conn = await asyncpg.connect(plain_url(empty_db))
     try:
         await conn.execute("UPDATE alembic_version SET version_num = '9999'")
     finally:
@@ -185,7 +182,7 @@ async def test_links_move_to_arrays_and_back_with_their_order(empty_db: str) -> 
     """Revision 0005 turns the rows of `links` into a row of arrays a page (`links` becomes
     a view of them); its downgrade turns them back. Order, texts and nofollow survive."""
     await migrate.upgrade(empty_db, "0004")
-    conn = await asyncpg.connect(_plain(empty_db))
+    conn = await asyncpg.connect(plain_url(empty_db))
     try:
         crawl = await conn.fetchval("INSERT INTO crawls (name) VALUES ('c') RETURNING id")
         pages = [

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crawler.fetch import AddressPolicy
+from crawler.guard import AddressPolicy
 from crawler.render.chromium import find_browser
 from crawler.render.contract import RenderOptions
 from crawler.render.guard import BrowserRules

@@ -16,7 +16,7 @@ import sys
 import psutil
 
 from crawler.config import Settings
-from crawler.fetch import Fetcher
+from crawler.fetch import HttpFetcher
 from crawler.render.browser import BrowserRenderer
 from crawler.render.contract import RenderOptions
 from tests.render.conftest import rules_for
@@ -27,7 +27,7 @@ async def main(base: str, chromium: str) -> None:
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     options = RenderOptions(browser_path=chromium, navigation_timeout=60, settle_timeout=600)
-    async with Fetcher(Settings(seeds=(base + "/",))) as fetcher:
+    async with HttpFetcher(Settings(seeds=(base + "/",))) as fetcher:
         spa = await fetcher.fetch(base + "/spa")
         busy = await fetcher.fetch(base + "/busy")
     async with BrowserRenderer(options, rules_for()) as renderer:

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from crawler.config import Settings
-from crawler.fetch import Fetcher
+from crawler.fetch import HttpFetcher
 from crawler.parse import parse_html
 from crawler.records import FetchResult
 from crawler.render.browser import BrowserRenderer
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 async def _static(url: str) -> FetchResult:
-    async with Fetcher(Settings(seeds=(url,))) as fetcher:
+    async with HttpFetcher(Settings(seeds=(url,))) as fetcher:
         result = await fetcher.fetch(url)
     assert result.ok and result.status == 200, result
     return result
@@ -50,7 +50,7 @@ async def test_single_page_app_is_rendered_fully_and_parses(
 ) -> None:
     fixture, base = site
     url = base + "/spa"
-    async with Fetcher(Settings(seeds=(url,))) as plain:
+    async with HttpFetcher(Settings(seeds=(url,))) as plain:
         renderer = BrowserRenderer(options(chromium), rules_for())
         async with (
             renderer,
@@ -88,7 +88,7 @@ async def test_static_page_is_left_alone_in_auto(chromium: str, site: tuple[Site
     url = base + "/static"
     renderer = BrowserRenderer(options(chromium), rules_for())
     async with (
-        Fetcher(Settings(seeds=(url,))) as plain,
+        HttpFetcher(Settings(seeds=(url,))) as plain,
         RenderingFetcher(
             plain, RenderMode.AUTO, options(chromium), rules_for(), renderer=renderer
         ) as fetcher,

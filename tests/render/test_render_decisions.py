@@ -8,7 +8,7 @@ import pytest
 
 from crawler.config import Settings
 from crawler.errors import ConfigError
-from crawler.fetch import AddressPolicy
+from crawler.guard import AddressPolicy
 from crawler.records import FetchResult
 from crawler.render.contract import BrowserUnavailable, RenderedResult, RenderOptions
 from crawler.render.detect import PageFacts, Reason, looks_client_rendered, page_facts

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from crawler.config import Settings
-from crawler.fetch import Fetcher
+from crawler.fetch import HttpFetcher
 from crawler.render.browser import BrowserRenderer
 from tests.render.conftest import options, rules_for
 from tests.render.site import Site
@@ -51,7 +51,7 @@ async def test_two_thousand_renders_keep_the_browser_bounded(
     chromium: str, site: tuple[Site, str]
 ) -> None:
     _, base = site
-    async with Fetcher(Settings(seeds=(base + "/spa",))) as fetcher:
+    async with HttpFetcher(Settings(seeds=(base + "/spa",))) as fetcher:
         static = await fetcher.fetch(base + "/spa")
     opts = dataclasses.replace(options(chromium), concurrency=CONCURRENCY)
     samples: list[tuple[int, int]] = []

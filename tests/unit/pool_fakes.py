@@ -13,7 +13,7 @@ from crawler.scope import Scope
 ORIGIN = "http://a.example"
 
 
-class Fetcher:
+class FakeFetcher:
     """Answers every URL with `answer(url)`: 404 unless a subclass says otherwise."""
 
     async def fetch(
@@ -29,7 +29,7 @@ class Fetcher:
         return FetchResult(url, url, 404, "text/plain")
 
 
-class Frontier:
+class FakeFrontier:
     """A frontier with `open` open rows and nothing to claim, unless a subclass claims."""
 
     open = 0
@@ -47,7 +47,7 @@ class Frontier:
         pass
 
 
-def make_pool(settings: Settings, frontier: Any, fetcher: Fetcher, sink: Any, **kw: Any) -> Pool:
-    """A pool over the fakes; `frontier` and `sink` need only the methods the test asks."""
+def make_pool(settings: Settings, frontier: Any, fetcher: Any, store: Any, **kw: Any) -> Pool:
+    """A pool over the fakes; `frontier` and `store` need only the methods the test asks."""
     scope = Scope.from_settings(settings, settings.seeds)
-    return Pool(settings, scope, frontier, fetcher, sink, **kw)
+    return Pool(settings, scope, frontier, fetcher, store, **kw)

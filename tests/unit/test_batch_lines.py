@@ -4,6 +4,7 @@ strings."""
 from __future__ import annotations
 
 from crawler.db.batch import BatchParams, _lines
+from crawler.kinds import ErrorKind
 from crawler.records import CrawlTask, FetchResult, Page, PageRecord
 
 
@@ -42,7 +43,9 @@ def test_batch_params_put_each_value_in_its_column() -> None:
     headers = (("etag", '"e"'), ("last-modified", "Mon"))
     fetched = FetchResult("http://h/p", "http://h/q", 200, "text/html", headers, b"<p>", "utf-8", 7)
     moved = FetchResult("http://h/p", "http://h/p", 301, None, (), b"", None, 2, ("http://h/z",))
-    failed = FetchResult("http://h/f", "http://h/f", None, None, error_kind="dns", error="no\x00")
+    failed = FetchResult(
+        "http://h/f", "http://h/f", None, None, error_kind=ErrorKind.DNS, error="no\x00"
+    )
     params = BatchParams()
     params.add(PageRecord(CrawlTask(1, "http://h/p", 2), fetched, page, "hash", ("http://h/a",), 3))
     params.add(PageRecord(CrawlTask(2, "http://h/p", 0), moved, None, None, not_modified=True))

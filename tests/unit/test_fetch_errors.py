@@ -1,7 +1,7 @@
 """Fetch-level failures that a local server cannot stage: aiohttp's own exceptions, mocked.
 
 aioresponses replaces the request with the exception aiohttp raises for a DNS failure, a
-refused connection, a timeout or a TLS failure; the Fetcher must turn each into the right
+refused connection, a timeout or a TLS failure; the HttpFetcher must turn each into the right
 error_kind and retry hint, and never raise. URL checks that stop before any request are
 here too. (aioresponses 0.7.9 can only raise with aiohttp 3.14: building a mocked response
 fails on ClientResponse's new `stream_writer` argument, so real responses are tested against
@@ -26,15 +26,16 @@ from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
 
 from crawler.config import Settings
-from crawler.fetch import (
+from crawler.fetch import HttpFetcher
+from crawler.guard import (
     AddressPolicy,
     BlockedAddressError,
-    Fetcher,
     GuardedResolver,
     is_public_address,
     normal_host,
     private_hosts,
 )
+from tests.decoded import text_of
 
 URL = "http://example.test/page"
 KEY = ConnectionKey("example.test", 80, False, True, None, None, None)
@@ -42,8 +43,8 @@ TLS_KEY = ConnectionKey("example.test", 443, True, True, None, None, None)
 
 
 @pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher(Settings(max_url_length=100)) as f:
+async def fetcher() -> AsyncIterator[HttpFetcher]:
+    async with HttpFetcher(Settings(max_url_length=100)) as f:
         yield f
 
 
@@ -107,7 +108,7 @@ def mocked() -> Iterator[aioresponses]:
     ],
 )
 async def test_network_failures_become_error_kinds(
-    fetcher: Fetcher,
+    fetcher: HttpFetcher,
     mocked: aioresponses,
     exc: Exception,
     kind: str,
@@ -120,8 +121,8 @@ async def test_network_failures_become_error_kinds(
     assert result.error and "\n" not in result.error
     assert result.status is None
     assert result.url == result.final_url == URL
-    assert result.text is None and result.body == b""
-    assert not result.ok
+    assert text_of(result) is None and result.body == b""
+    assert result.error_kind is not None
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,7 @@ async def test_network_failures_become_error_kinds(
     ],
 )
 async def test_unusable_urls_fail_without_a_request(
-    fetcher: Fetcher, mocked: aioresponses, url: str, kind: str
+    fetcher: HttpFetcher, mocked: aioresponses, url: str, kind: str
 ) -> None:
     result = await fetcher.fetch(url)
     assert result.error_kind == kind
@@ -147,7 +148,7 @@ async def test_unusable_urls_fail_without_a_request(
 
 
 async def test_url_checks_are_kept_per_authority_and_name_each_url(
-    fetcher: Fetcher, mocked: aioresponses
+    fetcher: HttpFetcher, mocked: aioresponses
 ) -> None:
     """The verdict is cached by scheme and authority; each failure still names its URL."""
     for path in ("a", "b?x#y"):
@@ -163,7 +164,7 @@ async def test_url_checks_are_kept_per_authority_and_name_each_url(
 
 async def test_fetch_outside_async_with_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError):
-        await Fetcher(Settings()).fetch(URL)
+        await HttpFetcher(Settings()).fetch(URL)
 
 
 # --- non-public addresses -----------------------------------------------------------------
@@ -201,19 +202,21 @@ class FakeResolver(AbstractResolver):
         self.closed = True
 
 
+class RefusingSockets:
+    """A socket factory for the fetcher: records each address it is asked to connect to and
+    refuses every one (a refused connection: error kind `connect`)."""
+
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+
+    def __call__(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        self.addresses.append(addr_info[4][0])
+        raise ConnectionRefusedError(111, "refused by the test")
+
+
 @pytest.fixture
-def connects(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
-    """Every connect the connector attempts, with its address infos; each one fails."""
-    attempts: list[list[Any]] = []
-
-    async def refuse(self: aiohttp.TCPConnector, *args: Any, **kwargs: Any) -> Any:
-        attempts.append(list(kwargs.get("addr_infos", [])))
-        raise aiohttp.ClientConnectorError(
-            kwargs["req"].connection_key, ConnectionRefusedError(111, "refused by the test")
-        )
-
-    monkeypatch.setattr(aiohttp.TCPConnector, "_wrap_create_connection", refuse)
-    return attempts
+def sockets() -> RefusingSockets:
+    return RefusingSockets()
 
 
 NON_PUBLIC = [
@@ -270,17 +273,17 @@ def test_normal_host(host: str, normal: str) -> None:
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
 async def test_names_of_non_public_addresses_are_refused_without_connecting(
-    connects: list[list[Any]], address: str
+    sockets: RefusingSockets, address: str
 ) -> None:
     resolver = FakeResolver({"inside.test": [[address]]})
-    async with Fetcher(Settings(), resolver=resolver) as fetcher:
+    async with HttpFetcher(Settings(), resolver=resolver, socket_factory=sockets) as fetcher:
         result = await fetcher.fetch("http://inside.test/")
     assert result.error_kind == "blocked_address", result.error
     assert result.retryable is False
     assert result.status is None
     assert result.error is not None and "inside.test" in result.error and "\n" not in result.error
     assert resolver.asked == ["inside.test"]
-    assert connects == []
+    assert sockets.addresses == []
     assert not resolver.closed  # the caller's resolver is the caller's to close
 
 
@@ -298,21 +301,23 @@ async def test_names_of_non_public_addresses_are_refused_without_connecting(
     ],
 )
 async def test_ip_literals_are_refused_without_dns_or_connecting(
-    connects: list[list[Any]], url: str
+    sockets: RefusingSockets, url: str
 ) -> None:
     resolver = FakeResolver({})
-    async with Fetcher(Settings(), resolver=resolver) as fetcher:
+    async with HttpFetcher(Settings(), resolver=resolver, socket_factory=sockets) as fetcher:
         result = await fetcher.fetch(url)
     assert result.error_kind == "blocked_address", result.error
     assert result.url == result.final_url == url
     assert resolver.asked == []
-    assert connects == []
+    assert sockets.addresses == []
 
 
-async def test_allowed_hosts_may_be_private(connects: list[list[Any]]) -> None:
+async def test_allowed_hosts_may_be_private(sockets: RefusingSockets) -> None:
     resolver = FakeResolver({"intranet.test": [["10.0.0.1"]], "other.test": [["10.0.0.2"]]})
     allowed = frozenset({"intranet.test", "10.0.0.9"})
-    async with Fetcher(Settings(), allowed_private_hosts=allowed, resolver=resolver) as fetcher:
+    async with HttpFetcher(
+        Settings(), allowed_private_hosts=allowed, resolver=resolver, socket_factory=sockets
+    ) as fetcher:
         trusted = await fetcher.fetch("http://intranet.test/")
         literal = await fetcher.fetch("http://10.0.0.9/")
         other = await fetcher.fetch("http://other.test/")
@@ -320,28 +325,26 @@ async def test_allowed_hosts_may_be_private(connects: list[list[Any]]) -> None:
     # The allowed ones got as far as connecting (the test's connect refuses): that host only.
     assert trusted.error_kind == "connect"
     assert literal.error_kind == "connect"
-    assert [[info[4][0] for info in attempt] for attempt in connects] == [
-        ["10.0.0.1"],
-        ["10.0.0.9"],
-    ]
+    assert sockets.addresses == ["10.0.0.1", "10.0.0.9"]
     assert other.error_kind == "blocked_address"
     assert other_literal.error_kind == "blocked_address"
 
 
-async def test_allow_private_allows_every_host(connects: list[list[Any]]) -> None:
+async def test_allow_private_allows_every_host(sockets: RefusingSockets) -> None:
     resolver = FakeResolver({"a.test": [["192.168.0.7"]]})
-    async with Fetcher(Settings(), allow_private=True, resolver=resolver) as fetcher:
+    async with HttpFetcher(
+        Settings(), allow_private=True, resolver=resolver, socket_factory=sockets
+    ) as fetcher:
         by_name = await fetcher.fetch("http://a.test/")
         by_ip = await fetcher.fetch("http://169.254.169.254/")
     assert by_name.error_kind == by_ip.error_kind == "connect"
-    assert len(connects) == 2
+    assert len(sockets.addresses) == 2
 
 
-async def test_seed_hosts_at_private_addresses_are_allowed(connects: list[list[Any]]) -> None:
+async def test_seed_hosts_at_private_addresses_are_allowed(sockets: RefusingSockets) -> None:
     resolver = FakeResolver({"intranet.test": [["10.1.2.3"]], "elsewhere.test": [["10.9.9.9"]]})
     settings = Settings(seeds=("http://intranet.test/", "http://[fd00::5]:8080/"))
-    async with Fetcher(settings, resolver=resolver) as fetcher:
-        assert fetcher.address_policy == AddressPolicy.of(hosts={"intranet.test", "fd00::5"})
+    async with HttpFetcher(settings, resolver=resolver, socket_factory=sockets) as fetcher:
         seed = await fetcher.fetch("http://intranet.test/page")
         other = await fetcher.fetch("http://elsewhere.test/")
     assert seed.error_kind == "connect"
@@ -349,17 +352,16 @@ async def test_seed_hosts_at_private_addresses_are_allowed(connects: list[list[A
 
 
 async def test_dns_rebinding_is_checked_on_the_address_connected_to(
-    connects: list[list[Any]],
+    sockets: RefusingSockets,
 ) -> None:
     """The seed looked public when the run started; at fetch time it answers 127.0.0.1."""
     resolver = FakeResolver({"rebind.test": [["93.184.215.14"], ["127.0.0.1"]]})
     settings = Settings(seeds=("http://rebind.test/",))
-    async with Fetcher(settings, resolver=resolver) as fetcher:
-        assert fetcher.address_policy.hosts == frozenset()
+    async with HttpFetcher(settings, resolver=resolver, socket_factory=sockets) as fetcher:
         result = await fetcher.fetch("http://rebind.test/")
     assert result.error_kind == "blocked_address"
     assert resolver.asked == ["rebind.test", "rebind.test"]
-    assert connects == []
+    assert sockets.addresses == []
 
 
 async def test_guarded_resolver_keeps_only_public_addresses() -> None:

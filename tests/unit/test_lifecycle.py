@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from crawler.kinds import ErrorKind, RunStatus
 from crawler.lifecycle import (
-    RunStatus,
     end_status,
     error_rate_news,
     no_seed_news,
@@ -56,11 +56,11 @@ def test_news_for_an_existing_crawl() -> None:
 
 
 def test_error_rate_news_says_why_the_run_exits_1() -> None:
-    kinds = {"http_status": 1, "robots": 5}
+    kinds = {ErrorKind.HTTP_STATUS: 1, ErrorKind.ROBOTS: 5}
     assert error_rate_news(kinds, 4, 0.1) == (
         "1 of 4 fetches failed (25%), more than --fail-on-error-rate 0.1 allows "
         "(robots refusals not counted)"
     )
     assert error_rate_news(kinds, 4, 0.25) is None  # at the limit is within it
-    assert error_rate_news({"robots": 4}, 4, 0.0) is None
+    assert error_rate_news({ErrorKind.ROBOTS: 4}, 4, 0.0) is None
     assert error_rate_news({}, 0, 0.0) is None

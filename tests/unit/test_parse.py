@@ -429,7 +429,9 @@ def test_deep_nesting_finishes(tag: str) -> None:
     name = tag.split()[0]
     html = f"<{tag}>" * 10_000 + "<a href='/deep'>deep</a>" + f"</{name}>" * 10_000
     page, seconds = _timed(html)
-    assert isinstance(page, Page)
+    found = {url for url, _text, _nofollow in page.links}
+    # Walked to the bottom (with nested anchors, the cap keeps the outer ones).
+    assert "https://www.example.com/deep" in found or found == {"https://www.example.com/dir/x"}
     assert seconds < 5
 
 
@@ -476,7 +478,6 @@ def _garbage() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("html"), [g[1] for g in _garbage()], ids=[g[0] for g in _garbage()])
 def test_garbage_never_raises(html: str) -> None:
     page, seconds = _timed(html)
-    assert isinstance(page, Page)
     assert seconds < 5
     for url, text, nofollow in page.links:
         assert urls.canonicalize(url) == url

@@ -10,10 +10,10 @@ import pytest
 from crawler import pool as pool_module
 from crawler.config import load_settings
 from crawler.records import CrawlTask, PageRecord
-from tests.unit.pool_fakes import ORIGIN, Fetcher, Frontier, make_pool
+from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
 
 
-class RacingFrontier(Frontier):
+class RacingFrontier(FakeFrontier):
     """Gives the seed; the next claim is in flight while the seed's task is done (and its
     link queued), and finds nothing; the claim after that gets the link."""
 
@@ -46,7 +46,7 @@ async def test_a_task_done_while_the_feeder_claims_wakes_it(
     monkeypatch.setattr(pool_module, "IDLE_FIRST", 30.0)
     settings = load_settings({"seeds": (ORIGIN + "/",), "ignore_robots": True, "retries": 0})
     frontier = RacingFrontier(asyncio.Event())
-    pool = make_pool(settings, frontier, Fetcher(), Sink(frontier))
+    pool = make_pool(settings, frontier, FakeFetcher(), Sink(frontier))
     started = time.monotonic()
     assert await asyncio.wait_for(pool.run(), 10) == "finished"
     assert time.monotonic() - started < 5

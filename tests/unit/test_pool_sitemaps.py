@@ -6,7 +6,7 @@ from datetime import datetime
 
 from crawler.config import load_settings
 from crawler.records import FetchResult
-from tests.unit.pool_fakes import ORIGIN, Fetcher, make_pool
+from tests.unit.pool_fakes import ORIGIN, FakeFetcher, make_pool
 
 SITEMAP = (
     '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
@@ -15,7 +15,7 @@ SITEMAP = (
 )
 
 
-class FakeFetcher(Fetcher):
+class SitemapFetcher(FakeFetcher):
     async def answer(self, url: str) -> FetchResult:
         bodies = {
             f"{ORIGIN}/robots.txt": f"User-agent: *\nSitemap: {ORIGIN}/map.xml\n",
@@ -42,11 +42,11 @@ async def test_sitemap_urls_are_queued_and_known() -> None:
     settings = load_settings({"seeds": (ORIGIN + "/",)})
     sink = FakeSink()
     # No frontier: it is not asked while reading sitemaps.
-    pool = make_pool(settings, None, FakeFetcher(), sink, sitemap_origins=(ORIGIN,))
-    await pool._read_sitemaps()
+    pool = make_pool(settings, None, SitemapFetcher(), sink, sitemap_origins=(ORIGIN,))
+    await pool.sitemaps.run()
     expected = [ORIGIN + "/a", ORIGIN + "/b?x=1"]
     assert [url for url, _ in sink.listed] == expected
     assert all(url in pool.known for url in expected)
     assert "http://elsewhere.example/c" not in pool.known
     assert pool.stats.queued == 2
-    assert pool.sitemaps_done
+    assert pool.sitemaps.done

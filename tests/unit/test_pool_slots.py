@@ -7,12 +7,12 @@ import asyncio
 
 from crawler.config import load_settings
 from crawler.records import CrawlTask, FetchResult, PageRecord
-from tests.unit.pool_fakes import ORIGIN, Fetcher, Frontier, make_pool
+from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
 
 TASKS = 8
 
 
-class CountingFetcher(Fetcher):
+class CountingFetcher(FakeFetcher):
     def __init__(self) -> None:
         self.in_flight = 0
         self.most = 0
@@ -30,7 +30,7 @@ class CountingFetcher(Fetcher):
         return await super().answer(url)
 
 
-class ListFrontier(Frontier):
+class ListFrontier(FakeFrontier):
     def __init__(self) -> None:
         self.tasks = [CrawlTask(n, f"{ORIGIN}/{n}", 0) for n in range(1, TASKS + 1)]
         self.open = TASKS

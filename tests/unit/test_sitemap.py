@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crawler.sitemap import SitemapReader, parse_lastmod, parse_sitemap
+from crawler.sitemap import MAX_URLS, Sitemap, SitemapReader, inflate, parse_lastmod
 
 URLSET = b"""<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
@@ -20,6 +20,14 @@ INDEX = b"""<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
   <sitemap><loc>http://a.example/s1.xml.gz</loc></sitemap>
   <sitemap><loc>http://a.example/s2.xml</loc><lastmod>2026-01-01</lastmod></sitemap>
 </sitemapindex>"""
+
+
+def parse_sitemap(body: bytes, *, max_urls: int = MAX_URLS) -> Sitemap:
+    """A whole sitemap (gzipped or not) read at once, as the crawl reads it in slices."""
+    reader = SitemapReader(max_urls=max_urls)
+    for _ in reader.feed_in_slices(inflate(body)):
+        pass
+    return reader.close()
 
 
 def test_urlset_gives_locations_and_lastmod() -> None:

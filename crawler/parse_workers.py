@@ -1,18 +1,18 @@
 """Where pages are parsed: on the event loop, or in worker processes beside it.
 
-Parsing is most of a page's Python CPU (about 0.4 ms for a 28 KB page: the lexbor tree, the
-body text, the links), and Python runs it under the GIL: on the loop it holds every other
+Parsing is most of a page's Python CPU (the lexbor tree, the body text, the links), and
+Python runs it under the GIL: on the loop it holds every other
 task up (event-loop lag) and it keeps the whole crawl on one core. `ProcessParser` hands
 the body, with the encoding the fetcher sniffed for it, to worker processes
-(`python -m crawler.parsers`), which decode it, parse it and hash it, and awaits the parsed
+(`python -m crawler.parse_workers`), which decode it, parse it and hash it, and awaits the parsed
 `Page` with the content hash of the body, so the loop only pickles the bytes and unpickles
 the result, and the parsing itself runs on another core. The body goes undecoded: sending
-the decoded text too doubled what crosses the pipe, and decoding and pickling it made the
-loop's side of a 28 KB page's hand-off 30 µs instead of 17.5 (the worker's 10 instead of 8).
+the decoded text too doubled what crosses the pipe, and decoding and pickling it cost the
+loop's side of the hand-off more than the bytes alone.
 
 The workers speak length-prefixed pickles over their stdin and stdout, read and written by
 asyncio's own pipe transports. `concurrent.futures.ProcessPoolExecutor` did the same job at
-about twice the cost on the loop's side (its feeder and result threads take the GIL from
+a higher cost on the loop's side (its feeder and result threads take the GIL from
 the loop for every page), and its spawn start method imports the parent's `__main__` (the
 whole CLI) into every worker.
 
@@ -84,7 +84,7 @@ class InlineParser:
     def __init__(self, rules: CompiledRules | None) -> None:
         self.rules = rules
         # One page a turn of the loop: responses come in bursts (twenty in one turn is
-        # common), and their parses back to back held the loop for 5-25 ms.
+        # common), and their parses back to back held the loop for a long while.
         self.turn = asyncio.Lock()
 
     async def parse(self, body: bytes, encoding: str, url: str) -> Parsed:
@@ -225,7 +225,7 @@ class ProcessParser:
                     process = await asyncio.create_subprocess_exec(
                         sys.executable,
                         "-m",
-                        "crawler.parsers",
+                        "crawler.parse_workers",
                         stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.PIPE,
                         start_new_session=True,

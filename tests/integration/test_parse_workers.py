@@ -1,4 +1,4 @@
-"""crawler.parsers: pages parsed in real worker processes, and what happens when they die."""
+"""crawler.parse_workers: pages parsed in real worker processes, and what happens when they die."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 from crawler.config import ExtractRule
 from crawler.extract import compile_rules
 from crawler.parse import content_hash, parse_html
-from crawler.parsers import InlineParser, ProcessParser
+from crawler.parse_workers import InlineParser, ProcessParser
 
 URL = "http://127.0.0.1:8000/dir/page.html"
 RULES = (ExtractRule("price", ".price"), ExtractRule("tags", "li.tag", all=True))
@@ -130,7 +130,7 @@ async def test_pages_are_parsed_on_the_loop_while_the_workers_start() -> None:
 
 def parser_processes() -> list[psutil.Process]:
     children = psutil.Process().children()
-    return [p for p in children if "crawler.parsers" in " ".join(p.cmdline())]
+    return [p for p in children if "crawler.parse_workers" in " ".join(p.cmdline())]
 
 
 async def test_close_while_the_workers_start_leaves_no_process() -> None:
@@ -231,7 +231,7 @@ async def test_inline_parser_parses_big_documents() -> None:
 
 CHILD = """
 import asyncio, os, sys
-from crawler.parsers import ProcessParser
+from crawler.parse_workers import ProcessParser
 
 async def main():
     parser = ProcessParser((), None, processes=1, inline_first=0)

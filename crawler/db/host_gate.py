@@ -76,7 +76,7 @@ class PgHostGate:
         now = time.monotonic()
         if not self._active and now - self._checked_at > REFRESH_SECONDS:
             self._checked_at = now
-            row = await self.db.execute_retrying(_COORDINATED, {"run_id": self.run_id})
+            row = await self.db.first(_COORDINATED, {"run_id": self.run_id})
             self._active = bool(row and row[0])
         return self._active
 
@@ -85,19 +85,17 @@ class PgHostGate:
         when every slot is taken."""
         params = {"run_id": self.run_id, "host": host}
         if host not in self.known_hosts:
-            await self.db.execute_all(_ADD, {**params, "n": slots})
+            await self.db.execute(_ADD, {**params, "n": slots})
             self.known_hosts.add(host)
-        row = await self.db.execute_retrying(
-            _TAKE, {**params, "ttl": self.slot_ttl, "delay": delay}
-        )
+        row = await self.db.first(_TAKE, {**params, "ttl": self.slot_ttl, "delay": delay})
         if row is None:
             return None
         return int(row.slot), max(float(row.wait), 0.0)
 
     async def release(self, host: str, slot: int) -> None:
-        await self.db.execute_all(_GIVE_BACK, {"run_id": self.run_id, "host": host, "slot": slot})
+        await self.db.execute(_GIVE_BACK, {"run_id": self.run_id, "host": host, "slot": slot})
 
     async def block(self, host: str, seconds: float) -> None:
         """No request to `host` from any process for `seconds` (Retry-After)."""
         params = {"run_id": self.run_id, "host": host, "seconds": seconds}
-        await self.db.execute_all(_BLOCK, params)
+        await self.db.execute(_BLOCK, params)
