@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler.config import Settings, load_settings, unknown_environment
+from crawler.config import Settings
+from crawler.config_sources import load_settings, unknown_environment
 from crawler.errors import ConfigError
 
 ConfigOpt = Annotated[

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -315,95 +311,6 @@ def _extract_rules(raw: Any, source: str) -> tuple[ExtractRule, ...]:
             raise ConfigError(f"{source}: [extract.{name}] all must be true or false")
         rules.append(ExtractRule(name=name, css=rule["css"], take=take, all=all_))
     return tuple(rules)
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read and check a TOML config file; unknown keys are mistakes, not silently ignored."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in _FIELDS:
-            raise ConfigError(f"config file {path}: unknown setting {key!r}")
-        if key == "extract":
-            out[key] = _extract_rules(value, f"config file {path}")
-        else:
-            out[key] = _coerce(key, value, _file_key(path, key))
-    return out
-
-
-def _file_key(path: Path, key: str) -> str:
-    return f"config file {path}: {key}"
-
-
-def _env_name(key: str) -> str:
-    return ENV_PREFIX + key.upper()
-
-
-def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in _FIELDS:
-        if key in _NOT_IN_ENV:
-            continue
-        value = environ.get(_env_name(key))
-        if value is not None:
-            out[key] = _coerce(key, value, _env_name(key))
-    return out
-
-
-def unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """The CRAWLER_* variables that are neither a setting nor documented otherwise (typos,
-    mostly), each with the known name closest to it, if one is close."""
-    import difflib
-
-    known = {_env_name(k) for k in _FIELDS if k not in _NOT_IN_ENV} | OTHER_VARIABLES
-    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
-    found: list[tuple[str, str | None]] = []
-    for name in sorted(environ):
-        if name.startswith(ENV_PREFIX) and name not in known:
-            suffix = name.removeprefix(ENV_PREFIX)
-            close = difflib.get_close_matches(suffix, suffixes, n=1, cutoff=0.8)
-            found.append((name, ENV_PREFIX + close[0] if close else None))
-    return found
-
-
-def load_settings(
-    flags: Mapping[str, Any],
-    *,
-    environ: Mapping[str, str] = MappingProxyType({}),
-    config_file: Path | None = None,
-) -> Settings:
-    """Build Settings: defaults < config file < environment < flags (None means 'not given')."""
-    merged: dict[str, Any] = {}
-    where: dict[str, str] = {}  # key -> the source of its value, for messages
-    if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
-        config_file = Path(environ[ENV_PREFIX + "CONFIG"])
-    if config_file is not None:
-        from_file = read_config_file(config_file)
-        merged.update(from_file)
-        where.update({key: _file_key(config_file, key) for key in from_file})
-    from_env = read_environment(environ)
-    merged.update(from_env)
-    where.update({key: _env_name(key) for key in from_env})
-    for key, value in flags.items():
-        if key not in _FIELDS:
-            raise ConfigError(f"unknown setting {key!r}")
-        if value is None or (key in _TUPLE_KEYS and value == ()):
-            continue
-        merged[key] = _coerce(key, list(value) if key in _TUPLE_KEYS else value, _flag(key))
-        where[key] = _flag(key)
-    try:
-        return Settings(**merged)
-    except SettingError as exc:
-        raise ConfigError(f"{where.get(exc.key, _flag(exc.key))} {exc.problem}") from None
-    except TypeError as exc:  # pragma: no cover - guarded by the key checks above
-        raise ConfigError(str(exc)) from None
 
 
 # -- a crawl's stored settings ----------------------------------------------------------------

@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 
 from crawler.pool import Pool
-from crawler.run import Summary
+from crawler.summary import Summary
 
 PROGRESS_EVERY = 10.0
 

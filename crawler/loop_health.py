@@ -1,4 +1,5 @@
-"""The event loop's health during a crawl: its lag, measured, and the collector, tuned.
+"""The process's health during a crawl: the event loop's lag, measured, the collector,
+tuned, and the peak RSS, sampled (`PeakRss`).
 
 `LagMeter.run` wakes every LAG_INTERVAL and records how late it woke: the crawl reports the
 p50, p99 and max (`loop_lag_ms` in the summary). `tuned_gc` is held around a crawl: what
@@ -16,6 +17,9 @@ import contextlib
 import gc
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
+
+import psutil
 
 LAG_INTERVAL = 0.05
 GC_YOUNG = 10_000  # allocations between collections of the young generation, while crawling
@@ -54,3 +58,28 @@ def tuned_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+class PeakRss:
+    """Samples this process's RSS every half second (and once at the end)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak_mb = 0.0
+
+    def sample(self) -> None:
+        self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Any:
+        async def loop() -> None:
+            while True:
+                self.sample()
+                await asyncio.sleep(0.5)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            self.sample()

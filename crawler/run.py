@@ -22,10 +22,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
-
-import psutil
 
 from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
@@ -48,11 +45,13 @@ from crawler.lifecycle import (
     settings_news,
     why_unfetchable,
 )
+from crawler.loop_health import PeakRss
 from crawler.parse_workers import parser_for
 from crawler.pool import Pool
 from crawler.records import FetchResult, RunStats
 from crawler.scope import Scope
 from crawler.stored import with_stored
+from crawler.summary import Summary
 from crawler.urls import origin
 
 log = logging.getLogger("crawler")
@@ -66,50 +65,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # more fetches failed than --fail-on-error-rate allows, or no seed answered
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
-
-
-@dataclass
-class Summary:
-    """What a run did, as printed at the end (and as the --json object)."""
-
-    crawl: str
-    run_id: int
-    status: RunStatus
-    resumed: bool
-    stats: RunStats
-    db_statements: int = 0
-    db_batches: int = 0
-    peak_rss_mb: float = 0.0
-    exit_code: int = EXIT_OK
-    ignore_robots: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.stats
-        return {
-            "crawl": self.crawl,
-            "run_id": self.run_id,
-            "status": self.status,
-            "resumed": self.resumed,
-            "pages": s.pages,
-            "fetched": s.fetched,
-            "errors": s.errors,
-            "retries": s.retries,
-            "not_modified": s.not_modified,
-            "skipped": s.skipped,
-            "queued": s.queued,
-            "statuses": {str(k): v for k, v in sorted(s.statuses.items())},
-            "error_kinds": dict(sorted(s.error_kinds.items())),
-            "bytes": s.bytes,
-            "duration_s": round(s.duration, 3),
-            "pages_per_second": round(s.pages_per_second, 1),
-            "loop_lag_ms": s.loop_lag_ms,
-            "db_statements": self.db_statements,
-            "db_statements_per_page": round(self.db_statements / s.fetched, 2) if s.fetched else 0,
-            "pages_per_write": round(s.fetched / self.db_batches, 1) if self.db_batches else 0,
-            "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "exit_code": self.exit_code,
-            "ignore_robots": self.ignore_robots,
-        }
 
 
 @asynccontextmanager
@@ -266,7 +221,7 @@ async def _crawl_run(
     # Seeds that cannot be fetched were completed as failed (_open_run): no host of theirs.
     seeds = tuple(s for s in crawl_info.seeds if why_unfetchable(s) is None)
     scope = Scope.from_settings(settings, seeds)
-    rss = _PeakRss()
+    rss = PeakRss()
     # A seed's own host may be on a private or loopback address (an intranet, a local test
     # server); other hosts only with --allow-private.
     seed_hosts = (
@@ -386,28 +341,3 @@ def _signals(pool: Pool) -> Any:
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-
-
-class _PeakRss:
-    """Samples this process's RSS every half second (and once at the end)."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.peak_mb = 0.0
-
-    def sample(self) -> None:
-        self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
-
-    @contextlib.contextmanager
-    def sampling(self) -> Any:
-        async def loop() -> None:
-            while True:
-                self.sample()
-                await asyncio.sleep(0.5)
-
-        task = asyncio.create_task(loop())
-        try:
-            yield self
-        finally:
-            task.cancel()
-            self.sample()

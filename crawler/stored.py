@@ -24,8 +24,8 @@ from crawler.config import (
     Settings,
     _coerce,
     _flag,
-    read_config_file,
 )
+from crawler.config_sources import read_config_file
 from crawler.errors import ConfigError
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.report.charts import CHARTS
 from crawler.run import crawl
 from tests.site import serve_site

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, serve_site
 from tests.sql import plain_url

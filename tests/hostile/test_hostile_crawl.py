@@ -12,7 +12,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.run import crawl
 from crawler.urls import canonicalize
 from tests.hostile.server import ENDPOINTS, serve_in_subprocess

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.db import writer
 from crawler.errors import DatabaseRefused
 from crawler.run import crawl

@@ -10,7 +10,7 @@ import logging
 import asyncpg
 import pytest
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.kinds import RunStatus
 from crawler.run import crawl
 from tests.site import serve_site

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from crawler import export
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.db import reports
 from crawler.db.database import Database
 from crawler.errors import ConfigError

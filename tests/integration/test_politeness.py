@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.run import crawl
 from tests.site import serve_app
 from tests.sql import plain_url

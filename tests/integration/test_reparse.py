@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 
 from crawler import reparse as reparse_module
-from crawler.config import ExtractRule, load_settings
+from crawler.config import ExtractRule
+from crawler.config_sources import load_settings
 from crawler.db import bodies
 from crawler.db.database import Database
 from crawler.errors import ConfigError

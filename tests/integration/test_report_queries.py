@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.db import report_queries, report_tables
 from crawler.db.database import Database
 from crawler.errors import ConfigError

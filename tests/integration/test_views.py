@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.db import migrate, reports
 from crawler.db.database import Database
 from crawler.errors import ConfigError

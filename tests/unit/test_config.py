@@ -11,15 +11,8 @@ from typing import Any
 
 import pytest
 
-from crawler.config import (
-    NOT_STORED,
-    ExtractRule,
-    Settings,
-    load_settings,
-    normalise_database_url,
-    read_config_file,
-    unknown_environment,
-)
+from crawler.config import NOT_STORED, ExtractRule, Settings, normalise_database_url
+from crawler.config_sources import load_settings, read_config_file, unknown_environment
 from crawler.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"

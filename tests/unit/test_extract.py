@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
-from crawler.config import ExtractRule, load_settings
+from crawler.config import ExtractRule
+from crawler.config_sources import load_settings
 from crawler.errors import ConfigError
 from crawler.extract import CODE_TAGS, MAX_DATA_CHARS, MAX_MATCHES, apply, compile_rules
 from crawler.parse import parse_html, stored_page

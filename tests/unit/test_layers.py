@@ -33,6 +33,8 @@ LAYERS: dict[str, int] = {
     "crawler.records": 0,
     "crawler.errors": 0,
     "crawler.stored": 0,  # a crawl's stored settings, restored by later runs
+    "crawler.config_sources": 0,  # config file, environment and flags -> Settings
+    "crawler.summary": 0,  # what a run did, as printed at its end
     "crawler.kinds": 0,  # the closed sets: error kinds, task and run outcomes
     # 1 pure logic
     "crawler.urls": 1,

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from crawler import pool as pool_module
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.records import CrawlTask, PageRecord
 from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.records import FetchResult
 from tests.unit.pool_fakes import ORIGIN, FakeFetcher, make_pool
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from crawler.config import load_settings
+from crawler.config_sources import load_settings
 from crawler.records import CrawlTask, FetchResult, PageRecord
 from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from crawler.config import Settings, load_settings
+from crawler.config import Settings
+from crawler.config_sources import load_settings
 from crawler.errors import DatabaseFull, DatabaseRefused
 from crawler.hosts import Hosts
 from crawler.kinds import ErrorKind, RunOutcome

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from crawler.config import NOT_STORED, ExtractRule, Settings, load_settings
+from crawler.config import NOT_STORED, ExtractRule, Settings
+from crawler.config_sources import load_settings
 from crawler.errors import ConfigError
 from crawler.stored import describe_change, given_settings, with_stored
 
