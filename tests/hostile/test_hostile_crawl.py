@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import psutil
 import pytest
 
 from crawler.config_sources import load_settings
@@ -43,6 +44,7 @@ async def test_crawl_of_every_hostile_endpoint(db_url: str) -> None:
                 "retries": 0,
             }
         )
+        before_mb = psutil.Process().memory_info().rss / 2**20
         summary = await asyncio.wait_for(crawl(settings), 100)
         endpoint_urls = {e: canonicalize(hostile.url(e)) for e in ENDPOINTS}
         web = hostile.bases["web"]
@@ -97,7 +99,8 @@ async def test_crawl_of_every_hostile_endpoint(db_url: str) -> None:
     assert 1 < len(grow) <= 12  # doubling: over max_url_length after 11
     assert all(len(u) <= settings.max_url_length for u in by_url)
 
-    assert summary.peak_rss_mb < 300
+    # The test process holds the whole suite's imports: what the crawl added is what counts.
+    assert summary.peak_rss_mb - before_mb < 200
     # Loose for now: the pool parses in the event loop, and lexbor takes about a second over
     # 20000 nested divs (selectolax releases the GIL, so a thread would keep this near 0).
     assert summary.stats.loop_lag_ms["max"] < 3000

@@ -299,12 +299,20 @@ async def test_a_refetch_replaces_the_links_also_with_none_or_one_without_text(
 async def test_a_database_that_refuses_every_write_ends_the_run_with_an_error(
     db_url: str,
 ) -> None:
-    """Not a hang: when no page, not even the record of a failure, can be written (here a
-    table is missing; a user without INSERT rights gets the same), the run stops, says why,
-    and stays resumable."""
+    """Not a hang: when no page, not even the record of a failure, can be written (here every
+    insert into fetches is refused, as for a user without INSERT rights; the schema itself is
+    whole, so the check at start passes), the run stops, says why, and stays resumable."""
     conn = await asyncpg.connect(plain_url(db_url))
     try:
-        await conn.execute("ALTER TABLE fetches RENAME TO fetches_elsewhere")
+        await conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'permission denied for table fetches' USING ERRCODE = '42501'; "
+            "END $$"
+        )
+        await conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON fetches "
+            "FOR EACH STATEMENT EXECUTE FUNCTION refuse()"
+        )
     finally:
         await conn.close()
     async with serve_site() as base:
@@ -312,5 +320,5 @@ async def test_a_database_that_refuses_every_write_ends_the_run_with_an_error(
         with pytest.raises(DatabaseRefused, match="refused") as caught:
             async with asyncio.timeout(60):
                 await crawl(settings)
-    assert 'relation "fetches" does not exist' in str(caught.value)
+    assert "permission denied for table fetches" in str(caught.value)
     assert "resumable" in str(caught.value)
