@@ -294,6 +294,13 @@ async def _crawl_run(
         if no_seed:
             exit_code = EXIT_FAILED
             log.error("%s", no_seed_news(no_seed))
+    # The run's totals over its whole life (this invocation's are in `stats`).
+    totals = None
+    try:
+        totals = await runs.run_totals(db, run.id)
+    except DatabaseError:
+        if outcome is not RunOutcome.DATABASE_FULL:
+            raise
     summary = Summary(
         crawl=crawl_info.name,
         run_id=run.id,
@@ -305,6 +312,7 @@ async def _crawl_run(
         peak_rss_mb=rss.peak_mb,
         exit_code=exit_code,
         ignore_robots=settings.ignore_robots,
+        run=totals,
     )
     if outcome is RunOutcome.DATABASE_FULL:
         # Said once above; recording the summary needs disk space too.
