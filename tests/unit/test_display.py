@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -92,3 +94,14 @@ def test_a_tiny_runs_rate_is_not_shown() -> None:
     out = io.StringIO()
     print_summary(summary, tty=True, out=out)
     assert "pages/s" not in out.getvalue() and "0.01 s" in out.getvalue(), out.getvalue()
+
+
+def test_every_json_key_is_in_the_readme() -> None:
+    """The README's table of the --json object names every key (`queued` was missing)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("The `--json` object", 1)[1].split("\n\n", 2)[1]
+    documented = {
+        name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    }
+    keys = set(_summary(resumed=True, duration=1.0, run=RunTotals(1, 1, 0)).to_json())
+    assert keys == documented, (keys - documented, documented - keys)
