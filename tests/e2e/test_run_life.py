@@ -412,3 +412,29 @@ async def test_a_resumed_run_counts_the_same_everywhere(db_url: str, tmp_path: P
     assert "resumed and finished" in line, plain
     assert "run totals 7 pages, 7 fetched, 0 errors" in line, plain
     assert "this invocation 1 pages, 1 fetched, 0 errors" in line, plain
+
+
+async def test_stderr_names_where_a_changed_setting_came_from(db_url: str, tmp_path: Path) -> None:
+    """A stored setting changed by the config file is named by its file and key, not as a
+    flag; the same for the --max-pages line; and config.example.toml changes nothing."""
+    db = ("--database-url", db_url, "--json")
+    config = tmp_path / "c.toml"
+    config.write_text("delay = 0.0\nmax_pages = 1\n", encoding="utf-8")
+    example = README.parent / "config.example.toml"
+    async with serve_two_part_site() as base, connect(db_url) as conn:
+        first = await cli(
+            tmp_path, "crawl", base + "/", "--name", "where", "--delay", "0.2",
+            "--store-body", "--max-pages", "1", *db,
+        )  # fmt: skip
+        second = await cli(tmp_path, "crawl", "--name", "where", "--config", str(config), *db)
+        third = await cli(tmp_path, "crawl", "--name", "where", "--config", str(example), *db)
+        stored = await stored_config(conn, "where")
+
+    for done in (first, second, third):
+        assert done.code == 0, done
+        no_traceback(done)
+    assert f"config file {config}: delay 0.2 -> 0.0" in second.err, second
+    assert "--delay" not in second.err, second
+    assert f"config file {config}: max_pages 1 reached" in second.err, second
+    assert "settings changed" not in third.err, third
+    assert stored["store_body"] is True and stored["delay"] == 0.0, stored
