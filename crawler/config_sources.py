@@ -45,15 +45,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if key == "extract":
             out[key] = _extract_rules(value, f"config file {path}")
         else:
-            out[key] = _coerce(key, value, _file_key(path, key))
+            out[key] = _coerce(key, value, file_key(path, key))
     return out
 
 
-def _file_key(path: Path, key: str) -> str:
+def file_key(path: Path, key: str) -> str:
+    """A config file's key, as messages name it."""
     return f"config file {path}: {key}"
 
 
-def _env_name(key: str) -> str:
+def env_name(key: str) -> str:
+    """A setting's environment variable."""
     return ENV_PREFIX + key.upper()
 
 
@@ -62,9 +64,9 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     for key in _FIELDS:
         if key in _NOT_IN_ENV:
             continue
-        value = environ.get(_env_name(key))
+        value = environ.get(env_name(key))
         if value is not None:
-            out[key] = _coerce(key, value, _env_name(key))
+            out[key] = _coerce(key, value, env_name(key))
     return out
 
 
@@ -73,7 +75,7 @@ def unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str | Non
     mostly), each with the known name closest to it, if one is close."""
     import difflib
 
-    known = {_env_name(k) for k in _FIELDS if k not in _NOT_IN_ENV} | OTHER_VARIABLES
+    known = {env_name(k) for k in _FIELDS if k not in _NOT_IN_ENV} | OTHER_VARIABLES
     suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
     found: list[tuple[str, str | None]] = []
     for name in sorted(environ):
@@ -98,10 +100,10 @@ def load_settings(
     if config_file is not None:
         from_file = read_config_file(config_file)
         merged.update(from_file)
-        where.update({key: _file_key(config_file, key) for key in from_file})
+        where.update({key: file_key(config_file, key) for key in from_file})
     from_env = read_environment(environ)
     merged.update(from_env)
-    where.update({key: _env_name(key) for key in from_env})
+    where.update({key: env_name(key) for key in from_env})
     for key, value in flags.items():
         if key not in _FIELDS:
             raise ConfigError(f"unknown setting {key!r}")

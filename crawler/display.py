@@ -4,10 +4,12 @@ On a terminal: a rich live display, cleared at the end, then a summary table. El
 (cron, pipes): a progress line on stderr every so often, then one plain summary line; no
 colour, no bar.
 
-Every count has one meaning, here and in the summary: `fetched` the URLs this process
-completed (fetched, failed or refused by robots.txt), `errors` those of them whose final
-outcome is a failure (a retried attempt is not one), `retries` the attempts that were retried,
-`in flight` the HTTP requests under way now.
+Every count has one meaning, here and in the summary: `fetched` the URLs completed (fetched,
+failed or refused by robots.txt), `errors` those of them whose final outcome is a failure (a
+retried attempt is not one), `retries` the attempts that were retried, `in flight` the HTTP
+requests under way now. The live display and progress lines count this invocation (this
+process). The summary of a run that is more than this invocation (resumed, joined) shows
+both, labelled: this invocation's counts and the run's totals (those of `crawl_runs`).
 """
 
 from __future__ import annotations
@@ -104,15 +106,37 @@ async def progress(pool: Pool, *, tty: bool, quiet: bool) -> AsyncIterator[None]
         task.cancel()
 
 
+# Below this, a run's duration is too short for its rate to mean anything.
+RATE_AFTER_SECONDS = 1.0
+
+
+def _took(seconds: float, rate: float) -> str:
+    """`12.3s (45.6 pages/s)`; a short run's duration with more precision, and no rate."""
+    if seconds < RATE_AFTER_SECONDS:
+        return f"{seconds:.2f}s"
+    return f"{seconds:.1f}s ({rate:.1f} pages/s)"
+
+
 def summary_line(summary: Summary) -> str:
     s = summary.stats
     statuses = " ".join(f"{k}={v}" for k, v in sorted(s.statuses.items())) or "none"
     kinds = " ".join(f"{k}={v}" for k, v in sorted(s.error_kinds.items())) or "none"
-    return (
-        f"crawl {summary.crawl} run {summary.run_id} {summary.status}: "
+    verb = "resumed and " if summary.resumed else ""
+    counts = (
         f"{s.pages} pages, {s.fetched} fetched, {s.errors} errors, {s.retries} retries "
-        f"in {s.duration:.1f}s "
-        f"({s.pages_per_second:.1f} pages/s); statuses {statuses}; errors {kinds}"
+        f"in {_took(s.duration, s.pages_per_second)}"
+    )
+    run = summary.run
+    if summary.run_differs:
+        totals = (
+            "unknown"
+            if run is None
+            else f"{run.pages} pages, {run.fetched} fetched, {run.errors} errors"
+        )
+        counts = f"run totals {totals}; this invocation {counts}"
+    return (
+        f"crawl {summary.crawl} run {summary.run_id} {verb}{summary.status}: "
+        f"{counts}; statuses {statuses}; errors {kinds}"
     )
 
 
@@ -126,18 +150,30 @@ def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
     console.print(
         f"[bold]crawl {summary.crawl}[/] run {summary.run_id} {verb}[bold]{summary.status}[/]"
     )
-    table = Table(show_header=False, box=None, padding=(0, 2))
+    both = summary.run_differs
+    run = summary.run
+    table = Table(show_header=both, box=None, padding=(0, 2))
     table.add_column(style="dim")
-    table.add_column()
-    table.add_row("pages stored", str(s.pages))
-    table.add_row("fetched", str(s.fetched))
+    table.add_column("this invocation" if both else "")
+    if both:
+        table.add_column("run total")
+
+    def row(label: str, now: int, total: int | None) -> None:
+        """A count of this invocation, and beside it the run's total (None: unknown)."""
+        cells = [label, str(now)] + (["?" if total is None else str(total)] if both else [])
+        table.add_row(*cells)
+
+    row("pages stored", s.pages, None if run is None else run.pages)
+    row("fetched", s.fetched, None if run is None else run.fetched)
     table.add_row("statuses", " ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())) or "-")
-    table.add_row("errors (failed URLs)", str(s.errors))
+    row("errors (failed URLs)", s.errors, None if run is None else run.errors)
     for kind, n in sorted(s.error_kinds.items()):
         table.add_row(f"  {kind}", str(n))
     table.add_row("retries", str(s.retries))
-    table.add_row("duration", f"{s.duration:.1f} s")
-    table.add_row("rate", f"{s.pages_per_second:.1f} pages/s")
+    short = s.duration < RATE_AFTER_SECONDS
+    table.add_row("duration", f"{s.duration:.2f} s" if short else f"{s.duration:.1f} s")
+    if not short:
+        table.add_row("rate", f"{s.pages_per_second:.1f} pages/s")
     console.print(table)
 
 

@@ -8,6 +8,7 @@ crawl that exists, and how a run ends: `finished` only when its frontier is empt
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from crawler.config import seed_problem
@@ -49,11 +50,19 @@ def seeds_news(name: str, stored: tuple[str, ...], given: tuple[str, ...]) -> st
     )
 
 
-def settings_news(name: str, changed: Mapping[str, tuple[Any, Any]]) -> str | None:
-    """Which stored settings of the crawl `name` the settings given now change."""
+def settings_news(
+    name: str,
+    changed: Mapping[str, tuple[Any, Any]],
+    sources: Mapping[str, str] = MappingProxyType({}),
+) -> str | None:
+    """Which stored settings of the crawl `name` the settings given now change, each named by
+    where its new value came from (`sources`: a flag, a CRAWLER_* variable, a config file key;
+    a flag when unknown)."""
     if not changed:
         return None
-    changes = "; ".join(describe_change(key, old, new) for key, (old, new) in changed.items())
+    changes = "; ".join(
+        describe_change(key, old, new, sources.get(key)) for key, (old, new) in changed.items()
+    )
     return f"crawl {name}: settings changed from the stored ones: {changes}"
 
 

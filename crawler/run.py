@@ -20,7 +20,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -104,12 +104,13 @@ async def crawl(
     new_run: bool = False,
     join: bool = False,
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None = None,
-    given: frozenset[str] | None = None,
+    given: Mapping[str, str] | None = None,
 ) -> Summary:
     """Run (or resume, or join) the crawl that `settings` describe, to the end or a signal.
 
-    `given` names the settings given explicitly (None: all of them); for the others, an
-    existing crawl's stored settings take the place of the defaults."""
+    `given` names the settings given explicitly, each with where it came from (None: all of
+    them, as flags); for the others, an existing crawl's stored settings take the place of
+    the defaults."""
     name = settings.crawl_name
     if settings.extract:
         compile_rules(settings.extract)  # bad CSS: exit 2 before the database is opened
@@ -122,7 +123,7 @@ async def crawl(
                 raise ConfigError(f"there is no crawl named {name!r}; give seed URLs to start one")
             crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
         else:
-            explicit = frozenset(settings.to_json()) if given is None else given
+            explicit: Collection[str] = frozenset(settings.to_json()) if given is None else given
             settings, changed = with_stored(settings, crawl_info.config, explicit)
         rules = compile_rules(settings.extract) if settings.extract else None
         lock = runs.CrawlLock(db, crawl_info.id)
@@ -138,7 +139,7 @@ async def crawl(
                 if existed:
                     for news in (
                         seeds_news(name, crawl_info.seeds, settings.seeds),
-                        settings_news(name, changed),
+                        settings_news(name, changed, given or {}),
                     ):
                         if news:
                             log.info("%s", news)
@@ -147,7 +148,8 @@ async def crawl(
                 run = await _open_run(db, crawl_info, new_run=new_run, seeds=settings.seeds)
             keeper = None if join else asyncio.create_task(_keep_lock(lock, crawl_info.name))
             try:
-                return await _crawl_run(db, settings, crawl_info, run, watch, rules)
+                budget = (given or {}).get("max_pages", "--max-pages")
+                return await _crawl_run(db, settings, crawl_info, run, watch, rules, budget)
             finally:
                 if keeper is not None:
                     keeper.cancel()
@@ -214,6 +216,7 @@ async def _crawl_run(
     run: runs.RunInfo,
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None,
     rules: CompiledRules | None,
+    max_pages_from: str = "--max-pages",
 ) -> Summary:
     owner = PROCESS_ID
     frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
@@ -273,8 +276,9 @@ async def _crawl_run(
         status = end_status(left)
         if outcome is RunOutcome.LIMIT and left:
             log.info(
-                "--max-pages %d reached: run %d of crawl %s is resumable, %d URLs left "
+                "%s %d reached: run %d of crawl %s is resumable, %d URLs left "
                 "(crawler crawl --name %s)",
+                max_pages_from,
                 settings.max_pages,
                 run.id,
                 crawl_info.name,
@@ -290,6 +294,13 @@ async def _crawl_run(
         if no_seed:
             exit_code = EXIT_FAILED
             log.error("%s", no_seed_news(no_seed))
+    # The run's totals over its whole life (this invocation's are in `stats`).
+    totals = None
+    try:
+        totals = await runs.run_totals(db, run.id)
+    except DatabaseError:
+        if outcome is not RunOutcome.DATABASE_FULL:
+            raise
     summary = Summary(
         crawl=crawl_info.name,
         run_id=run.id,
@@ -301,6 +312,7 @@ async def _crawl_run(
         peak_rss_mb=rss.peak_mb,
         exit_code=exit_code,
         ignore_robots=settings.ignore_robots,
+        run=totals,
     )
     if outcome is RunOutcome.DATABASE_FULL:
         # Said once above; recording the summary needs disk space too.

@@ -9,7 +9,7 @@ environment, a config file) wins, and `with_stored` says which stored values it 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields
 from pathlib import Path
 from types import MappingProxyType
@@ -25,7 +25,7 @@ from crawler.config import (
     _coerce,
     _flag,
 )
-from crawler.config_sources import read_config_file
+from crawler.config_sources import env_name, file_key, read_config_file
 from crawler.errors import ConfigError
 
 
@@ -34,26 +34,35 @@ def given_settings(
     *,
     environ: Mapping[str, str] = MappingProxyType({}),
     config_file: Path | None = None,
-) -> frozenset[str]:
+) -> dict[str, str]:
     """The settings given explicitly (a flag, the environment, a config file): the ones that
-    win over a crawl's stored settings. Call it after load_settings checked the same input."""
-    given = {
-        key
-        for key, value in flags.items()
-        if value is not None and not (key in _TUPLE_KEYS and value == ())
-    }
-    given.update(
-        key for key in _FIELDS if key not in _NOT_IN_ENV and ENV_PREFIX + key.upper() in environ
-    )
+    win over a crawl's stored settings, each with where its value came from, named as config
+    errors name it (`--delay`, `CRAWLER_DELAY`, `config file F: delay`). Call it after
+    load_settings checked the same input."""
+    given: dict[str, str] = {}
     if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(environ[ENV_PREFIX + "CONFIG"])
     if config_file is not None:
-        given.update(read_config_file(config_file))
-    return frozenset(given)
+        given.update({key: file_key(config_file, key) for key in read_config_file(config_file)})
+    given.update(
+        {
+            key: env_name(key)
+            for key in _FIELDS
+            if key not in _NOT_IN_ENV and env_name(key) in environ
+        }
+    )
+    given.update(
+        {
+            key: _flag(key)
+            for key, value in flags.items()
+            if value is not None and not (key in _TUPLE_KEYS and value == ())
+        }
+    )
+    return given
 
 
 def with_stored(
-    settings: Settings, stored: Mapping[str, Any], given: frozenset[str]
+    settings: Settings, stored: Mapping[str, Any], given: Collection[str]
 ) -> tuple[Settings, dict[str, tuple[Any, Any]]]:
     """`settings` with a crawl's stored settings in place of the defaults: each stored
     setting not given explicitly now takes its stored value. Also returns the settings given
@@ -83,8 +92,9 @@ def _stored_rules(value: Any) -> tuple[ExtractRule, ...]:
         raise ConfigError("the crawl's stored settings: extract rules are not valid") from None
 
 
-def describe_change(key: str, stored: Any, now: Any) -> str:
-    """One changed setting for a person: `--delay 0.2 -> 0.0`."""
+def describe_change(key: str, stored: Any, now: Any, source: str | None = None) -> str:
+    """One changed setting for a person, named by `source`, where the new value came from
+    (default: its flag): `--delay 0.2 -> 0.0`, `CRAWLER_DELAY 0.2 -> 0.0`."""
 
     def show(value: Any) -> str:
         if key == "extract":
@@ -93,4 +103,4 @@ def describe_change(key: str, stored: Any, now: Any) -> str:
             return ",".join(value) or "none"
         return str(value)
 
-    return f"{_flag(key)} {show(stored)} -> {show(now)}"
+    return f"{source or _flag(key)} {show(stored)} -> {show(now)}"

@@ -1,8 +1,10 @@
 """Crawls and their runs: create, resume, finish, and read back for reports.
 
-A run's counts have one definition each, used by the summary, `crawl_runs` and `crawler
-runs`: `pages` are its fetches with an HTML outcome (new, changed, unchanged), `errors` the
-URLs whose final outcome in the run is a failure (however often they were retried).
+A run's counts have one definition each, over the run's whole life (every invocation, every
+joined process), used by the summary's run totals, `crawl_runs` and `crawler runs`: `pages`
+the URLs it fetched with an HTML outcome (new, changed, unchanged), `fetched` the URLs it
+completed (done, with a fetch recorded), `errors` those of them whose final outcome in the
+run is a failure (however often they were retried).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crawler.db.database import DB_ERRORS, Database, translate
 from crawler.db.frontier import OPEN_ROWS
 from crawler.kinds import RunStatus
+from crawler.summary import RunTotals
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +98,9 @@ _MARK_RUNNING = text("UPDATE crawl_runs SET status = 'running' WHERE id = :run_i
 
 
 def pages_of_run(run: str) -> str:
-    """SQL for a run's `pages` (run: an SQL expression for its id): its fetches with an HTML
-    outcome."""
-    return f"""(SELECT count(*) FROM fetches
+    """SQL for a run's `pages` (run: an SQL expression for its id): the URLs it fetched with
+    an HTML outcome, each counted once (a URL fetched again after a lost lease too)."""
+    return f"""(SELECT count(DISTINCT url) FROM fetches
         WHERE run_id = {run} AND outcome IN ('new', 'changed', 'unchanged'))"""
 
 
@@ -112,13 +115,31 @@ def errors_of_run(run: str) -> str:
         WHERE latest.error_kind IS NOT NULL)"""
 
 
+def fetched_of_run(run: str) -> str:
+    """SQL for a run's `fetched` (run: an SQL expression for its id): the URLs done in the
+    run with at least one fetch recorded (fetched, failed, or refused by robots.txt)."""
+    return f"""(SELECT count(*) FROM frontier fr
+        WHERE fr.run_id = {run} AND fr.state = 'done'
+          AND EXISTS (SELECT 1 FROM fetches f WHERE f.run_id = {run} AND f.url = fr.url))"""
+
+
+_RUN_TOTALS = text(
+    f"""
+    SELECT {pages_of_run("CAST(:run_id AS bigint)")} AS pages,
+           {fetched_of_run("CAST(:run_id AS bigint)")} AS fetched,
+           {errors_of_run("CAST(:run_id AS bigint)")} AS errors
+    """
+)
+
+# pages and errors: the run's totals the summary counted (stats), so the row and its stats
+# agree; counted here only when the summary could not count them.
 _FINISH_RUN = text(
     f"""
     UPDATE crawl_runs SET
         status = CASE WHEN status = 'finished' THEN status ELSE :status END,
         finished_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END,
-        pages = {pages_of_run("CAST(:run_id AS bigint)")},
-        errors = {errors_of_run("CAST(:run_id AS bigint)")},
+        pages = coalesce(CAST(:pages AS int), {pages_of_run("CAST(:run_id AS bigint)")}),
+        errors = coalesce(CAST(:errors AS int), {errors_of_run("CAST(:run_id AS bigint)")}),
         stats = CAST(:stats AS jsonb)
     WHERE id = :run_id
     """
@@ -224,8 +245,24 @@ async def open_run(
     return RunInfo(int(run_id), crawl, resumed=False)
 
 
+async def run_totals(db: Database, run_id: int) -> RunTotals:
+    """The run's pages, fetched and errors over its whole life (see the module docstring)."""
+    row = await db.first(_RUN_TOTALS, {"run_id": run_id})
+    if row is None:  # pragma: no cover - a SELECT without FROM has one row
+        return RunTotals(0, 0, 0)
+    return RunTotals(pages=int(row.pages), fetched=int(row.fetched), errors=int(row.errors))
+
+
 async def finish_run(db: Database, run_id: int, status: RunStatus, stats: dict[str, Any]) -> None:
-    params = {"run_id": run_id, "status": status, "stats": json.dumps(stats)}
+    """Record the run's end: its status, and its summary (`stats`, the --json object), whose
+    run totals `pages` and `errors` are the row's."""
+    params = {
+        "run_id": run_id,
+        "status": status,
+        "pages": stats.get("pages"),
+        "errors": stats.get("errors"),
+        "stats": json.dumps(stats),
+    }
     async with db.transaction() as session:
         await session.execute(_FINISH_RUN, params)
 

@@ -305,9 +305,9 @@ async def test_three_processes_share_one_run(db_url: str, tmp_path: Path) -> Non
     assert [dict(r) for r in twice] == [], "URLs fetched twice in the run without a second claim"
     assert run_rows == [(run_id, "finished")], run_rows
     assert [s["run_id"] for s in summaries] == [run_id] * 3, summaries
-    assert sum(s["fetched"] for s in summaries) == fetches, summaries
+    assert sum(s["invocation"]["fetched"] for s in summaries) == fetches, summaries
     for n, s in enumerate(summaries[1:], 1):
-        assert s["fetched"] > 0, f"joiner {n} fetched nothing: {done[n]}"
+        assert s["invocation"]["fetched"] > 0, f"joiner {n} fetched nothing: {done[n]}"
 
 
 # -- graceful stop ----------------------------------------------------------------------------

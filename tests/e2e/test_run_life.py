@@ -176,7 +176,8 @@ async def test_resume_keeps_the_stored_settings_and_max_pages_counts_per_invocat
     assert "--max-pages 1 reached" in first.err and "resumable" in first.err, first
     # The resume: 2 more fetches (per invocation), with the stored include and delay.
     assert second.summary["resumed"] is True, second
-    assert second.summary["fetched"] == 2, second
+    assert second.summary["invocation"]["fetched"] == 2, second
+    assert second.summary["fetched"] == 3, second  # the run's total
     assert second.summary["status"] == "interrupted", second
     assert open_second > 0
     assert "settings changed" not in second.err, second
@@ -366,3 +367,74 @@ async def test_errors_count_urls_not_attempts_everywhere(db_url: str, tmp_path: 
     runs = json.loads(listed.out)
     rows = runs if isinstance(runs, list) else runs["runs"]
     assert [r["errors"] for r in rows] == [2], listed
+
+
+async def test_a_resumed_run_counts_the_same_everywhere(db_url: str, tmp_path: Path) -> None:
+    """After a resume, `pages`, `fetched` and `errors` of the summary, crawl_runs (columns and
+    stats) and `crawler runs` are the run's totals; `invocation` is what the resume did
+    (issue 21, point 8: 'pages stored 870' beside `crawler runs` 'pages: 1170')."""
+    db = ("--database-url", db_url)
+    async with serve_two_part_site() as base, connect(db_url) as conn:
+        first = await cli(
+            tmp_path, "crawl", base + "/", "--name", "tally", "--include", "/sql-",
+            "--max-pages", "3", "--json", *db,
+        )  # fmt: skip
+        second = await cli(tmp_path, "crawl", "--name", "tally", "--json", *db)
+        row = await conn.fetchrow("SELECT pages, errors, stats FROM crawl_runs")
+        listed = await cli(tmp_path, "runs", "--name", "tally", "--json", *db)
+        fetched = await conn.fetchval("SELECT count(DISTINCT url) FROM fetches")
+        # The same resume, as a person reads it (no --json: one plain line).
+        await conn.execute("UPDATE crawl_runs SET status = 'interrupted'")
+        await conn.execute(
+            "UPDATE frontier SET state = 'queued' WHERE url = (SELECT max(url) FROM frontier)"
+        )
+        plain = await cli(tmp_path, "crawl", "--name", "tally", *db)
+
+    for done in (first, second, listed, plain):
+        assert done.code == 0, done
+        no_traceback(done)
+    now = second.summary
+    assert now["resumed"] is True and now["status"] == "finished", second
+    assert first.summary["invocation"] == {"pages": 3, "fetched": 3, "errors": 0}, first
+    # The run: / and /sql-1 ... /sql-6 (the out-of-scope part is not fetched).
+    assert (now["pages"], now["fetched"], now["errors"]) == (7, 7, 0), second
+    assert now["fetched"] == fetched
+    assert now["invocation"] == {"pages": 4, "fetched": 4, "errors": 0}, second
+    stats = json.loads(row["stats"]) if isinstance(row["stats"], str) else row["stats"]
+    assert (row["pages"], row["errors"]) == (now["pages"], now["errors"]) == (7, 0), row
+    assert (stats["pages"], stats["fetched"], stats["errors"]) == (7, 7, 0), stats
+    assert stats["invocation"] == now["invocation"], stats
+    runs = json.loads(listed.out)
+    rows = runs if isinstance(runs, list) else runs["runs"]
+    assert [(r["pages"], r["errors"]) for r in rows] == [(7, 0)], listed
+    # The plain summary labels both: the run's totals and this invocation's counts.
+    line = plain.out.strip()
+    assert "resumed and finished" in line, plain
+    assert "run totals 7 pages, 7 fetched, 0 errors" in line, plain
+    assert "this invocation 1 pages, 1 fetched, 0 errors" in line, plain
+
+
+async def test_stderr_names_where_a_changed_setting_came_from(db_url: str, tmp_path: Path) -> None:
+    """A stored setting changed by the config file is named by its file and key, not as a
+    flag; the same for the --max-pages line; and config.example.toml changes nothing."""
+    db = ("--database-url", db_url, "--json")
+    config = tmp_path / "c.toml"
+    config.write_text("delay = 0.0\nmax_pages = 1\n", encoding="utf-8")
+    example = README.parent / "config.example.toml"
+    async with serve_two_part_site() as base, connect(db_url) as conn:
+        first = await cli(
+            tmp_path, "crawl", base + "/", "--name", "where", "--delay", "0.2",
+            "--store-body", "--max-pages", "1", *db,
+        )  # fmt: skip
+        second = await cli(tmp_path, "crawl", "--name", "where", "--config", str(config), *db)
+        third = await cli(tmp_path, "crawl", "--name", "where", "--config", str(example), *db)
+        stored = await stored_config(conn, "where")
+
+    for done in (first, second, third):
+        assert done.code == 0, done
+        no_traceback(done)
+    assert f"config file {config}: delay 0.2 -> 0.0" in second.err, second
+    assert "--delay" not in second.err, second
+    assert f"config file {config}: max_pages 1 reached" in second.err, second
+    assert "settings changed" not in third.err, third
+    assert stored["store_body"] is True and stored["delay"] == 0.0, stored

@@ -14,11 +14,14 @@ import pytest
 from crawler.config import NOT_STORED, ExtractRule, Settings, normalise_database_url
 from crawler.config_sources import load_settings, read_config_file, unknown_environment
 from crawler.errors import ConfigError
+from crawler.stored import given_settings
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
-# Settings whose default is None (or that only make sense as an example) are shown commented out.
-COMMENTED_OUT = {"name", "database_url", "data_dir", "extract", "browser_path", "browser_cdp_url"}
+# Settings without a TOML default (None, or rules): the example shows an example value.
+NO_DEFAULT = {"name", "database_url", "data_dir", "extract", "browser_path", "browser_cdp_url"}
+# One setting of the example: `# key = value`, commented out.
+SETTING_LINE = re.compile(r"^# (\w+) = \S")
 RULE = {"take": "text", "all": False}
 
 
@@ -31,36 +34,57 @@ def _write(tmp_path: Path, text: str) -> Path:
 # -- the example file ------------------------------------------------------------------------
 
 
-def test_example_parses_to_the_defaults_field_by_field() -> None:
-    from_file = read_config_file(EXAMPLE)
-    settings = load_settings({}, config_file=EXAMPLE)
+def _uncommented_defaults() -> str:
+    """The example with every setting that has a default uncommented."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    out = []
+    for line in lines:
+        found = SETTING_LINE.match(line)
+        if found and found.group(1) in FIELDS and found.group(1) not in NO_DEFAULT:
+            line = line.removeprefix("# ")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_example_as_written_changes_nothing() -> None:
+    """Every key is commented out: the file sets nothing, so it can never outrank a crawl's
+    stored settings (issue 21: it turned a stored store_body true into false)."""
+    assert read_config_file(EXAMPLE) == {}
+    assert tomllib.loads(EXAMPLE.read_text(encoding="utf-8")) == {}
+    assert load_settings({}, config_file=EXAMPLE) == Settings()
+    # ... and gives no setting that would win over a crawl's stored ones.
+    assert not given_settings({}, config_file=EXAMPLE)
+
+
+def test_example_uncommented_parses_to_the_defaults_field_by_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, _uncommented_defaults())
+    from_file = read_config_file(path)
+    settings = load_settings({}, config_file=path)
     defaults = Settings()
     for name in FIELDS:
         assert getattr(settings, name) == getattr(defaults, name), (
-            f"config.example.toml sets {name} = {getattr(settings, name)!r}, "
+            f"config.example.toml shows {name} = {getattr(settings, name)!r}, "
             f"but the default is {getattr(defaults, name)!r}"
         )
     assert settings == defaults
-    # Every setting with a default is really set (not only shown in a comment).
-    assert set(from_file) == set(FIELDS) - COMMENTED_OUT
+    # Every setting with a default is shown with it (not only named in prose).
+    assert set(from_file) == set(FIELDS) - NO_DEFAULT
 
 
 @pytest.mark.parametrize("name", FIELDS)
 def test_every_setting_is_in_the_example_with_a_comment(name: str) -> None:
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
     if name == "extract":
-        pattern = re.compile(r"^#\s*\[extract\.\w+\]$")
-    elif name in COMMENTED_OUT:
-        pattern = re.compile(rf"^#\s*{name} = \S")
+        pattern = re.compile(r"^# \[extract\.\w+\]$")
     else:
-        pattern = re.compile(rf"^{name} = \S")
+        pattern = re.compile(rf"^# {name} = \S")
     found = [i for i, line in enumerate(lines) if pattern.match(line)]
     assert found, f"config.example.toml does not show the setting {name!r}"
     # The setting's block (settings may share one) opens with a comment that explains it.
     i = found[0] - 1
-    while i >= 0 and re.match(r"^\w+ = ", lines[i]):
+    while i >= 0 and SETTING_LINE.match(lines[i]):
         i -= 1
-    assert i >= 0 and lines[i].startswith("#"), (
+    assert i >= 0 and lines[i].startswith("# ") and len(lines[i]) > 2, (
         f"{name} in config.example.toml has no comment saying what it means"
     )
 
@@ -322,8 +346,8 @@ def test_to_json_never_contains_the_database_url() -> None:
 
 
 def test_example_file_is_plain_toml() -> None:
-    # Loaded without our loader too: the file is valid TOML for any other tool.
-    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    # Uncommented, it loads without our loader too: valid TOML for any other tool.
+    raw = tomllib.loads(_uncommented_defaults())
     assert raw["concurrency"] == Settings().concurrency
 
 

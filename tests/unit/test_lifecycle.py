@@ -50,6 +50,8 @@ def test_news_for_an_existing_crawl() -> None:
     assert settings_news("x", {"delay": (0.2, 0.0)}) == (
         "crawl x: settings changed from the stored ones: --delay 0.2 -> 0.0"
     )
+    from_env = settings_news("x", {"delay": (0.2, 0.0)}, {"delay": "CRAWLER_DELAY"})
+    assert from_env == "crawl x: settings changed from the stored ones: CRAWLER_DELAY 0.2 -> 0.0"
     assert no_seed_news([("http://a/", "connect", "refused")]) == (
         "no seed could be fetched: http://a/: connect (refused)"
     )

@@ -88,4 +88,24 @@ def test_given_settings_are_flags_environment_and_file(tmp_path: Path) -> None:
     environ = {"CRAWLER_RETRIES": "1", "CRAWLER_CONFIG": str(config)}
     load_settings(flags, environ=environ)  # the input is valid
     given = given_settings(flags, environ=environ)
-    assert given == {"delay", "ignore_robots", "retries", "user_agent"}
+    assert set(given) == {"delay", "ignore_robots", "retries", "user_agent"}
+
+
+def test_given_settings_name_where_each_value_came_from(tmp_path: Path) -> None:
+    """The "settings changed" line names the real source, as config errors do (issue 21)."""
+    config = tmp_path / "crawler.toml"
+    config.write_text("delay = 0.5\nstore_body = false\nretries = 4\n", encoding="utf-8")
+    environ = {"CRAWLER_DELAY": "0.3", "CRAWLER_MAX_PAGES": "5"}
+    flags = {"retries": 1, "delay": None}
+    load_settings(flags, environ=environ, config_file=config)  # the input is valid
+    given = given_settings(flags, environ=environ, config_file=config)
+    assert given == {
+        "store_body": f"config file {config}: store_body",
+        "delay": "CRAWLER_DELAY",
+        "max_pages": "CRAWLER_MAX_PAGES",
+        "retries": "--retries",
+    }
+    assert describe_change("delay", 0.2, 0.3, given["delay"]) == "CRAWLER_DELAY 0.2 -> 0.3"
+    assert describe_change("store_body", True, False, given["store_body"]) == (
+        f"config file {config}: store_body True -> False"
+    )
