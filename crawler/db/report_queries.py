@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crawler.db import report_tables
 from crawler.db.database import Database
 from crawler.db.reports import resolve
+from crawler.db.runs import errors_of_run, pages_of_run
 from crawler.errors import ConfigError
 from crawler.report.data import (
     Count,
@@ -34,10 +35,12 @@ HISTOGRAM_BINS = 30
 RUNS_SHOWN = 30  # the latest runs up to the report's in the runs chart
 CONTENT_TYPES_SHOWN = 8
 
+# Pages and errors as every other place counts them (crawler.db.runs): URLs, each once.
 _SUMMARY = text(
-    """
+    f"""
     SELECT c.name, c.seeds, c.config, r.status, r.started_at, r.finished_at,
-           f.fetches, f.errors, f.pages, f.bytes, f.first_at, f.last_at,
+           f.fetches, {errors_of_run("r.id")} AS errors, {pages_of_run("r.id")} AS pages,
+           f.bytes, f.first_at, f.last_at,
            (SELECT count(*) FROM pages p WHERE p.crawl_id = c.id AND p.gone_at IS NULL)
                AS current_pages,
            (SELECT count(*) FROM crawl_runs a WHERE a.crawl_id = c.id) AS runs
@@ -45,8 +48,6 @@ _SUMMARY = text(
     JOIN crawls c ON c.id = r.crawl_id
     CROSS JOIN LATERAL (
         SELECT count(*) AS fetches,
-               count(*) FILTER (WHERE error_kind IS NOT NULL) AS errors,
-               count(*) FILTER (WHERE outcome IS NOT NULL AND outcome <> 'gone') AS pages,
                coalesce(sum(bytes), 0) AS bytes,
                min(fetched_at) AS first_at, max(fetched_at) AS last_at
         FROM fetches WHERE run_id = r.id
