@@ -68,8 +68,8 @@ class Settings:
     ignore_robots: bool = False
     obey_meta_robots: bool = True
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    total_timeout: float = 60.0
+    read_timeout: float = 20.0  # with total_timeout, bounds a URL: see decide.TIMEOUT_RETRIES
+    total_timeout: float = 30.0
     max_body_bytes: int = 10 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     max_redirects: int = 10

@@ -1,19 +1,24 @@
 """The crawl's policy for one task, as pure functions that take facts and return decisions.
 
-Before a fetch, `admit` (robots.txt, --revisit-after) and then `schedule` (the host's page
-budget, how long its host asks us to wait) say what to do with a claimed task:
+Before a fetch, `admit` (a host left for the next run, robots.txt, --revisit-after) and then
+`schedule` (the host's page budget, how long its host asks us to wait) say what to do with a
+claimed task:
 
-- `Retry`      robots.txt is unavailable for now: record the attempt, try again later
-- `Failed`     refused (robots.txt, the host's page budget): recorded, never fetched
+- `Retry`      robots.txt answered 5xx/429: record the attempt, try again later
+- `Failed`     refused (robots.txt, the host's page budget), or its host is unreachable
+               (robots.txt got no answer: the real kind, `connect`, `timeout` ...) or left
+               for the next run (a Retry-After over --max-crawl-delay): recorded, not fetched
 - `Skip`       not due (--revisit-after): marked done, its stored links followed
 - `Postpone`   its host asked us to stay away for longer than POSTPONE_AFTER: given back
 - `Fetch`      fetch it, with the conditional headers of the last fetch
 
 After a fetch, `judge` says what its result means:
 
-- `Retry`      a retryable failure with attempts left: again after a delay
+- `Retry`      a retryable failure with attempts left: again after a delay (a timeout
+               only once: the time limits, not the retries, bound a URL's time)
 - `NotModified` a 304 to our conditional request: the stored page stands
-- `Failed`     a failure of the network or the server (HTTP 4xx/5xx included)
+- `Failed`     a failure of the network or the server (HTTP 4xx/5xx included); a 429/5xx
+               whose Retry-After is over --max-crawl-delay at once (`deferral`)
 - `Redirected` the final URL differs: the target is crawled under its own URL
 - `NotHtml`    recorded without parsing
 - `Parse`      parse it and store the page
@@ -39,10 +44,15 @@ from crawler.urls import canonicalize
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 THROTTLE_STATUSES = frozenset({429, 503})  # "too many requests": the host sets the pace
 POSTPONE_AFTER = 2.0  # seconds a host may keep a worker waiting before its task goes back
-ROBOTS_RETRY_DELAY = 30.0  # seconds before a task whose robots.txt failed is tried again
-# A Retry-After is obeyed up to this many times --max-crawl-delay (a server asking for a
-# day's pause must not park the crawl for a day).
-RETRY_AFTER_FACTOR = 10
+# Seconds before a task whose robots.txt answered 5xx/429 is tried again (--retries times):
+# with the defaults a one-URL crawl of such a site ends in well under two minutes.
+ROBOTS_RETRY_DELAY = 10.0
+# robots.txt that got no answer at all: the host is down (RFC 9309: assume disallowed). Its
+# URLs fail at once with the real kind, counted as errors, none of them fetched.
+UNREACHABLE_KINDS = frozenset({ErrorKind.DNS, ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.TLS})
+# A request that timed out is tried again only this many times (within --retries): each
+# try may take the whole total_timeout, and retries must not multiply that.
+TIMEOUT_RETRIES = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +112,25 @@ Schedule = Failed | Postpone | Fetch
 Verdict = Retry | NotModified | Failed | Redirected | NotHtml | Parse
 
 
-def admit(task: CrawlTask, settings: Settings, robots: RobotsPolicy | None) -> Admission | None:
+def admit(
+    task: CrawlTask,
+    settings: Settings,
+    robots: RobotsPolicy | None,
+    deferred: str | None = None,
+) -> Admission | None:
     """May the task go on to `schedule`? None if so. `robots` is its origin's policy (None
-    with --ignore-robots). Disallowed: recorded once. While robots.txt itself is unavailable
-    (5xx, unreachable: RFC 9309 says assume disallowed) the task is retried later."""
+    with --ignore-robots); `deferred` why its host is left for the next run (`deferral`), if
+    it is. Disallowed: recorded once. robots.txt unavailable means disallowed (RFC 9309): if
+    it got no answer (the host is down) the task fails with that kind (`connect`, `timeout`
+    ...); while it answers 5xx/429 the task is retried later, then fails as `robots`."""
+    if deferred is not None:
+        return Failed(refused(task, ErrorKind.HTTP_STATUS, deferred))
     if robots is not None and not robots.allowed(task.url):
         if not robots.temporary:
             return Failed(refused(task, ErrorKind.ROBOTS, "disallowed by robots.txt"))
+        if robots.failure in UNREACHABLE_KINDS:
+            assert robots.failure is not None
+            return Failed(refused(task, robots.failure, robots.reason))
         result = refused(task, ErrorKind.ROBOTS, robots.reason)
         if task.attempts <= settings.retries:
             return Retry(result, ROBOTS_RETRY_DELAY)
@@ -139,7 +161,10 @@ def judge(
     rng: random.Random | None = None,
 ) -> Verdict:
     """What a fetch's result means for the task (`host_wait`: as for `schedule`)."""
-    if result.retryable and task.attempts <= settings.retries:
+    reason = deferral(result, settings)
+    if reason is not None:
+        return Failed(dataclasses.replace(result, error_kind=ErrorKind.HTTP_STATUS, error=reason))
+    if result.retryable and task.attempts <= retries_of(result, settings):
         return Retry(result, retry_delay(result, task.attempts, host_wait, settings, rng))
     if result.error_kind is not None:
         return Failed(result)
@@ -179,13 +204,36 @@ def validators(task: CrawlTask) -> dict[str, str] | None:
     return headers
 
 
+def retries_of(result: FetchResult, settings: Settings) -> int:
+    """How many retries a failure of this kind gets: --retries, a timeout TIMEOUT_RETRIES."""
+    if result.error_kind is ErrorKind.TIMEOUT:
+        return min(settings.retries, TIMEOUT_RETRIES)
+    return settings.retries
+
+
 def asked_wait(result: FetchResult, settings: Settings) -> float | None:
-    """The one Retry-After rule: the seconds the response asks us to wait, capped at
-    RETRY_AFTER_FACTOR times --max-crawl-delay; None when it names no (readable) pause."""
+    """The one Retry-After rule: the seconds the response asks us to wait, up to
+    --max-crawl-delay (the longest pause a host may set, as for Crawl-delay; a longer one
+    leaves the host for the next run: `deferral`); None when it names no (readable) pause."""
     seconds = retry_after(result.header("retry-after"))
     if seconds is None:
         return None
-    return min(seconds, settings.max_crawl_delay * RETRY_AFTER_FACTOR)
+    return min(seconds, settings.max_crawl_delay)
+
+
+def deferral(result: FetchResult, settings: Settings) -> str | None:
+    """Why the host of a 429/5xx answer is left for the next run: its Retry-After asks for a
+    longer pause than --max-crawl-delay. Waiting hours would hold the run (a new run fetches
+    the host's URLs again); None for any other answer."""
+    if result.error_kind is not None or not result.retryable:
+        return None
+    seconds = retry_after(result.header("retry-after"))
+    if seconds is None or seconds <= settings.max_crawl_delay:
+        return None
+    return (
+        f"HTTP {result.status} with Retry-After {seconds:.0f}s, over --max-crawl-delay "
+        f"{settings.max_crawl_delay:g}s: the host's URLs are left for the next run"
+    )
 
 
 def retry_delay(

@@ -6,7 +6,9 @@ runs more workers than that), at most `host_concurrency` to a host at once, its 
 Crawl-delay) between their starts, Retry-After and 429/503 backoff; once another process
 has joined the run, the slots and delays go through the database (`HostGate`) so they hold
 across processes. `Hosts.robots` fetches, caches and refreshes each
-origin's robots.txt.
+origin's robots.txt. A host whose 429/5xx asks for a pause longer than --max-crawl-delay
+(`decide.deferral`) is left for the next run: `deferred` says why, and the runner fails its
+URLs without fetching them; its clock is not blocked, so its tasks are not held back.
 
 Which task goes next is not decided here: the pool's feeder claims tasks in frontier order,
 and a worker whose task's host has every slot busy takes another (`saturated`). A
@@ -22,7 +24,13 @@ import time
 from collections.abc import Mapping
 
 from crawler.config import Settings
-from crawler.decide import THROTTLE_STATUSES, asked_wait
+from crawler.decide import (
+    ROBOTS_RETRY_DELAY,
+    THROTTLE_STATUSES,
+    UNREACHABLE_KINDS,
+    asked_wait,
+    deferral,
+)
 from crawler.errors import DatabaseError
 from crawler.kinds import ErrorKind
 from crawler.outage import DatabaseOutage
@@ -33,7 +41,8 @@ from crawler.seams import Fetcher, HostGate
 from crawler.urls import host_key, origin
 
 ROBOTS_TTL = 3600.0
-ROBOTS_RETRY_TTL = 30.0
+ROBOTS_RETRY_TTL = ROBOTS_RETRY_DELAY  # 5xx/429: fetched again for the task's retry
+ROBOTS_DOWN_TTL = 60.0  # no answer at all: the host's URLs fail meanwhile, none fetched
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
 HOST_BUSY_WAIT = 0.2
 
@@ -60,6 +69,12 @@ class Hosts:
         self.clocks: dict[str, HostClock] = {}
         self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
+        self.deferrals: dict[str, str] = {}  # host -> why it is left for the next run
+
+    def deferred(self, url: str) -> str | None:
+        """Why the URL's host is left for the next run (a Retry-After over
+        --max-crawl-delay), or None."""
+        return self.deferrals.get(host_key(url)) if self.deferrals else None
 
     def saturated(self, url: str) -> bool:
         """Are all of the URL's host's request slots in use in this process?"""
@@ -104,7 +119,10 @@ class Hosts:
                 if shared is not None and self.gate is not None:
                     with contextlib.suppress(DatabaseError):
                         await self.gate.release(host, shared[0])
-            if result.status in THROTTLE_STATUSES:
+            reason = deferral(result, self.settings)
+            if reason is not None:
+                self.deferrals.setdefault(host, reason)
+            elif result.status in THROTTLE_STATUSES:
                 now = time.monotonic()
                 seconds = asked_wait(result, self.settings)
                 if seconds is not None:
@@ -131,10 +149,13 @@ class Hosts:
             await asyncio.sleep(HOST_BUSY_WAIT)
 
     async def robots(self, url: str) -> RobotsPolicy:
+        """The policy of the URL's origin: cached (ROBOTS_TTL; a failed fetch of robots.txt
+        for less long), else fetched once however many tasks ask at the same time. A host
+        left for the next run is not asked again: the last policy stands."""
         key = origin(url)
         cached = self.policies.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and (cached[0] > now or self.deferred(url) is not None):
             return cached[1]
         lock = self.robots_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -143,13 +164,21 @@ class Hosts:
                 return cached[1]
             result = await self.fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
             status = result.status if result.error_kind is None else None
-            if result.error_kind in (ErrorKind.BLOCKED_ADDRESS, ErrorKind.DNS):
-                # A refused host, or a name that does not resolve: there is no robots.txt to
-                # obey, and waiting for one helps nothing; each fetch fails, and is recorded
-                # with its own reason (blocked_address, dns) by the fetcher itself.
+            if result.error_kind is ErrorKind.BLOCKED_ADDRESS:
+                # A refused host: there is no robots.txt to obey; each fetch fails, and is
+                # recorded with its own reason (blocked_address) by the fetcher itself.
                 status = 404
-            policy = RobotsPolicy.from_response(status, result.body, self.settings.user_agent)
-            ttl = ROBOTS_RETRY_TTL if policy.temporary else ROBOTS_TTL
+            policy = RobotsPolicy.from_response(
+                status,
+                result.body,
+                self.settings.user_agent,
+                failure=result.error_kind if status is None else None,
+                error=result.error or "",
+            )
+            ttl = ROBOTS_TTL
+            if policy.temporary:
+                down = policy.failure in UNREACHABLE_KINDS
+                ttl = ROBOTS_DOWN_TTL if down else ROBOTS_RETRY_TTL
             self.policies[key] = (time.monotonic() + ttl, policy)
             if policy.crawl_delay:
                 delay = min(policy.crawl_delay, self.settings.max_crawl_delay)

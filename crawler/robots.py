@@ -11,6 +11,10 @@ and hands the outcome to `RobotsPolicy.from_response`; the policy then answers
 | 4xx, except 429              | allow all (RFC 9309 2.3.1.3)                             |
 | 429, 5xx, other, unreachable | disallow all, `temporary=True`: fetch robots.txt again   |
 
+Unreachable (no response at all) keeps the error kind of the failed fetch in `failure`
+(`dns`, `connect`, `timeout`, `tls`, ...): the policy (crawler.decide) fails the host's URLs
+with that kind rather than waiting for robots.txt, and still fetches none of them.
+
 429 counts as a server error, as Google's crawler treats it: the site is asking us to slow
 down, not saying it has no rules.
 
@@ -29,6 +33,7 @@ from typing import Literal
 
 from protego import Protego
 
+from crawler.kinds import ErrorKind
 from crawler.urls import canonicalize
 
 __all__ = ["MAX_ROBOTS_BYTES", "RobotsPolicy", "product_token"]
@@ -94,7 +99,8 @@ class RobotsPolicy:
 
     `reason` says in one line where the policy comes from, for logs and the fetch record.
     `temporary` means robots.txt could not be read (server error or unreachable): nothing
-    may be fetched now, and the caller should fetch robots.txt again later.
+    may be fetched now, and the caller should fetch robots.txt again later. `failure` is
+    the error kind of a fetch that got no response (unreachable), else None.
     """
 
     mode: Mode
@@ -104,25 +110,37 @@ class RobotsPolicy:
     crawl_delay: float | None = None
     sitemaps: tuple[str, ...] = ()
     group: str | None = None
+    failure: ErrorKind | None = None
     _parser: Protego | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_response(cls, status: int | None, body: bytes, user_agent: str) -> RobotsPolicy:
+    def from_response(
+        cls,
+        status: int | None,
+        body: bytes,
+        user_agent: str,
+        failure: ErrorKind | None = None,
+        error: str = "",
+    ) -> RobotsPolicy:
         """The policy for `user_agent` given how fetching robots.txt ended.
 
         `status` is the final HTTP status, None if no response came (DNS, connect, timeout,
-        TLS, too many redirects ...). `body` is the raw body; only a 2xx body is read.
+        TLS, too many redirects ...): then `failure` is the fetch's error kind and `error`
+        its message, if known. `body` is the raw body; only a 2xx body is read.
         """
         if status is not None and 200 <= status < 300:
             return cls._from_body(status, body, product_token(user_agent))
         if status is not None and 300 <= status < 500 and status != 429:
             return cls(mode="allow_all", reason=f"robots.txt {status}: allow all", status=status)
         what = "unreachable" if status is None else str(status)
+        if status is None and failure is not None:
+            what = f"unreachable ({failure}: {error})" if error else f"unreachable ({failure})"
         return cls(
             mode="disallow_all",
             reason=f"robots.txt {what}: disallow all until it can be fetched",
             status=status,
             temporary=True,
+            failure=failure if status is None else None,
         )
 
     @classmethod

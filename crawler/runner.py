@@ -76,7 +76,8 @@ class TaskRunner:
     async def _run(self, task: CrawlTask) -> None:
         settings = self.settings
         robots = None if settings.ignore_robots else await self.hosts.robots(task.url)
-        decision: Decision | None = decide.admit(task, settings, robots)
+        deferred = self.hosts.deferred(task.url)
+        decision: Decision | None = decide.admit(task, settings, robots, deferred)
         result: FetchResult | None = None
         if decision is None:
             budget = self.scope.charge(task.url) if task.attempts == 1 else None

@@ -1,9 +1,11 @@
 """Sitemaps into the frontier: the seeds' sites' sitemaps, read once at the start of a run.
 
 `SitemapFeed.run` finds each origin's sitemaps (robots.txt `Sitemap:` lines, else
-/sitemap.xml), fetches them through `Hosts` (politely, like any page), follows sitemap
-indexes (at most MAX_SITEMAPS documents), and queues the in-scope URLs with their lastmod,
-which makes a page due before --revisit-after. Sitemaps are a hint: a failure is logged and
+/sitemap.xml if robots.txt allows it; none from an origin whose robots.txt disallows all,
+or could not be read, which RFC 9309 reads as the same), fetches them through `Hosts`
+(politely, like any page), follows sitemap indexes (at most MAX_SITEMAPS documents), and
+queues the in-scope URLs with their lastmod, which makes a page due before --revisit-after.
+Sitemaps are a hint: a failure is logged and
 the crawl goes on.
 
 A sitemap may list 50,000 URLs, so it is parsed and decided on in slices, with turns of the
@@ -72,10 +74,15 @@ class SitemapFeed:
     async def _read(self) -> None:
         todo: list[str] = []
         for origin_url in self.origins:
-            listed: tuple[str, ...] = ()
-            if not self.settings.ignore_robots:
-                listed = (await self.hosts.robots(origin_url + "/")).sitemaps
-            todo.extend(listed or (origin_url + "/sitemap.xml",))
+            guess = origin_url + "/sitemap.xml"
+            if self.settings.ignore_robots:
+                todo.append(guess)
+                continue
+            policy = await self.hosts.robots(origin_url + "/")
+            if policy.sitemaps:
+                todo.extend(policy.sitemaps)
+            elif policy.allowed(guess) and self.hosts.deferred(guess) is None:
+                todo.append(guess)
         seen: set[str] = set()
         while todo and len(seen) < MAX_SITEMAPS and not self.stopping:
             url = todo.pop(0)

@@ -9,7 +9,9 @@
 - a raw asyncio socket server for what aiohttp.web will not send: broken framing, bad status
   lines, huge or endless headers, dropped connections, garbage;
 - one tiny site per robots.txt variant (500, 429, timeout, redirect loop, 2 MB, garbage), since
-  robots.txt is per origin.
+  robots.txt is per origin, each with a /sitemap.xml listing its /page;
+- a site whose every page answers 503 with a Retry-After of two hours (the crawl leaves such a
+  host for the next run, so it has an origin of its own).
 
 Its index page (`/` of the web app) links every endpoint, so a crawl from it meets them all.
 `ENDPOINTS` says what each one does and what a fetch of it must come back with, for the tests
@@ -438,6 +440,38 @@ def make_robots_site(name: str, closing: asyncio.Event) -> web.Application:
     app.router.add_get("/robots.txt{tail:x*}", robots_txt)
     app.router.add_get("/", home)
     app.router.add_get("/page", ok)
+    app.router.add_get("/sitemap.xml", sitemap)
+    return app
+
+
+async def sitemap(request: web.Request) -> web.Response:
+    """A sitemap listing the site's /page: read, it puts /page in the frontier."""
+    loc = f"{request.scheme}://{request.host}/page"
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{loc}</loc></url></urlset>"
+    )
+    return page(body, "application/xml")
+
+
+LATER_SITE = "retry-after-hours"
+
+
+def make_later_site(closing: asyncio.Event) -> web.Application:
+    """Every page answers 503 with Retry-After: 7200 (two hours); there is no robots.txt."""
+    app = web.Application()
+    app[CLOSING] = closing
+    app[BASES] = {}
+
+    async def later(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="back in two hours", headers={"Retry-After": "7200"})
+
+    async def no_robots(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="no robots.txt")
+
+    app.router.add_get("/robots.txt", no_robots)
+    app.router.add_get("/{tail:.*}", later)
     return app
 
 
@@ -677,6 +711,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Endpoint("/", name, None, 200, f"a site whose robots.txt is {name}")
         for name in ROBOTS_SITES
     ),
+    Endpoint("/", LATER_SITE, None, 503, "503 with Retry-After: 7200 (two hours)"),
 )
 
 
@@ -710,6 +745,7 @@ async def serve() -> AsyncIterator[Hostile]:
         bases["raw"] = await raw.start()
         apps = {"web": make_app(closing, bases)}
         apps.update({name: make_robots_site(name, closing) for name in ROBOTS_SITES})
+        apps[LATER_SITE] = make_later_site(closing)
         for name, app in apps.items():
             # Cancel a handler when its client hangs up; never wait long for one on exit.
             runner = web.AppRunner(

@@ -16,7 +16,7 @@ import pytest
 from crawler.config_sources import load_settings
 from crawler.run import crawl
 from crawler.urls import canonicalize
-from tests.hostile.server import ENDPOINTS, serve_in_subprocess
+from tests.hostile.server import ENDPOINTS, LATER_SITE, serve_in_subprocess
 from tests.sql import plain_url
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(120)]
@@ -82,10 +82,17 @@ async def test_crawl_of_every_hostile_endpoint(db_url: str) -> None:
     assert kind("raw", "/drop-mid-body") == "bad_response"
     assert kind("web", "/trickle") == "timeout"
     assert kind("web", "/status/500") == "http_status"
-    # robots.txt that fails (5xx, 429, timeout, redirect loop): the site is off limits for now;
-    # one that is huge or garbage still lets the page through.
-    for name in ("robots-500", "robots-429", "robots-timeout", "robots-loop"):
+    # robots.txt that fails (5xx, 429, redirect loop): the site is off limits for now; one
+    # that gets no answer: the site is down, its pages fail with that kind; one that is huge
+    # or garbage still lets the page through.
+    for name in ("robots-500", "robots-429", "robots-loop"):
         assert kind(name, "/") == "robots", name
+    assert kind("robots-timeout", "/") == "timeout"
+    assert (
+        "robots.txt unreachable (timeout" in by_url[hostile.bases["robots-timeout"] + "/"]["error"]
+    )
+    # A Retry-After of two hours: that host is left for the next run, the crawl goes on.
+    assert kind(LATER_SITE, "/") == "http_status"
     for name in ("robots-big", "robots-garbage"):
         assert kind(name, "/") is None, name
 

@@ -71,6 +71,24 @@ def test_admit_refuses_what_robots_disallow_once() -> None:
     assert decision.result.status is None
 
 
+@pytest.mark.parametrize(
+    "kind", [ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.DNS, ErrorKind.TLS]
+)
+def test_admit_fails_the_urls_of_a_host_whose_robots_got_no_answer_with_its_kind(
+    kind: ErrorKind,
+) -> None:
+    """RFC 9309: unreachable means disallowed, so nothing is fetched; but the site is down,
+    not refusing us: the URL fails at once with the real kind (an error, not a refusal)."""
+    down = RobotsPolicy.from_response(None, b"", "crawler", failure=kind, error="no answer")
+    assert not down.allowed(URL) and down.failure is kind
+    decision = decide.admit(task(), SETTINGS, down)
+    assert isinstance(decision, Failed)
+    assert decision.result.error_kind is kind
+    assert decision.result.error == f"robots.txt unreachable ({kind}: no answer): " + (
+        "disallow all until it can be fetched"
+    )
+
+
 def test_admit_retries_while_robots_is_unavailable_then_fails() -> None:
     early = decide.admit(task(attempts=2), SETTINGS, UNREACHABLE)
     assert isinstance(early, Retry)
@@ -158,12 +176,48 @@ def test_judge_keeps_a_fetch_error_as_it_came() -> None:
 
 
 def test_judge_retries_what_may_help_while_attempts_last() -> None:
-    result = answer(None, error_kind=ErrorKind.TIMEOUT, error="slow", retryable=True)
+    result = answer(None, error_kind=ErrorKind.CONNECT, error="refused", retryable=True)
     verdict = decide.judge(task(attempts=2), result, SETTINGS, 0.0, random.Random(1))
     assert isinstance(verdict, Retry)
     assert verdict.result is result
     assert 1.0 <= verdict.delay <= 2.0  # backoff of the second attempt, with jitter
     assert isinstance(decide.judge(task(attempts=3), result, SETTINGS, 0.0), Failed)
+
+
+def test_judge_retries_a_timeout_once_whatever_the_retries() -> None:
+    """Each attempt may take the whole total_timeout: --retries must not multiply that."""
+    result = answer(None, error_kind=ErrorKind.TIMEOUT, error="slow", retryable=True)
+    many = Settings(retries=5)
+    assert isinstance(decide.judge(task(attempts=1), result, many, 0.0), Retry)
+    assert decide.judge(task(attempts=2), result, many, 0.0) == Failed(result)
+    assert decide.judge(task(attempts=1), result, Settings(retries=0), 0.0) == Failed(result)
+
+
+@pytest.mark.parametrize("status", [429, 503, 500])
+def test_a_retry_after_over_max_crawl_delay_fails_at_once_and_defers_the_host(
+    status: int,
+) -> None:
+    result = answer(status, headers=(("Retry-After", "7200"),), retryable=True)
+    verdict = decide.judge(task(), result, SETTINGS, 0.0)
+    assert isinstance(verdict, Failed)
+    assert verdict.result.error_kind is ErrorKind.HTTP_STATUS
+    assert verdict.result.status == status
+    reason = decide.deferral(result, SETTINGS)
+    assert reason is not None and verdict.result.error == reason
+    assert f"HTTP {status} with Retry-After 7200s" in reason and "next run" in reason
+    # The host's other URLs: refused before any fetch, before robots.txt is even asked.
+    other = decide.admit(task(), SETTINGS, UNREACHABLE, reason)
+    assert isinstance(other, Failed)
+    assert other.result.error_kind is ErrorKind.HTTP_STATUS and other.result.error == reason
+
+
+def test_a_retry_after_up_to_max_crawl_delay_is_waited() -> None:
+    result = answer(503, headers=(("Retry-After", "30"),), retryable=True)
+    assert decide.deferral(result, SETTINGS) is None
+    verdict = decide.judge(task(), result, SETTINGS, 0.0)
+    assert verdict == Retry(result, 30.0)
+    # A Retry-After on an answer that is not retried names no deferral.
+    assert decide.deferral(answer(404, headers=(("Retry-After", "7200"),)), SETTINGS) is None
 
 
 # -- the one Retry-After rule ----------------------------------------------------------------
@@ -173,7 +227,7 @@ def test_judge_retries_what_may_help_while_attempts_last() -> None:
     ("name", "status", "retry_after", "host_wait", "low", "high"),
     [
         ("Retry-After seconds", 503, "12", 0.0, 12.0, 12.0),
-        ("Retry-After capped", 429, "86400", 0.0, 300.0, 300.0),
+        ("Retry-After capped", 429, "86400", 0.0, 30.0, 30.0),
         ("429 without: the host's longer wait", 429, None, 40.0, 40.0, 40.0),
         ("429 without: backoff", 429, None, 0.0, 0.5, 1.0),
         ("500 without: backoff", 500, None, 40.0, 0.5, 1.0),
@@ -196,7 +250,7 @@ def test_retry_delay(
 
 def test_asked_wait_is_the_capped_retry_after() -> None:
     assert decide.asked_wait(answer(503, headers=(("Retry-After", "7"),)), SETTINGS) == 7.0
-    assert decide.asked_wait(answer(503, headers=(("retry-after", "99999"),)), SETTINGS) == 300.0
+    assert decide.asked_wait(answer(503, headers=(("retry-after", "99999"),)), SETTINGS) == 30.0
     assert decide.asked_wait(answer(503), SETTINGS) is None
 
 

@@ -136,15 +136,35 @@ async def test_a_page_not_due_is_skipped_and_its_stored_links_followed() -> None
 
 
 async def test_a_host_that_asked_us_to_wait_gets_its_tasks_postponed() -> None:
-    slow = FetchResult(SITE + "/", SITE + "/", 429, None, (("retry-after", "60"),))
+    slow = FetchResult(SITE + "/", SITE + "/", 429, None, (("retry-after", "20"),))
     fetcher = MapFetcher({SITE + "/": slow})
     h = Harness(fetcher, retries=0)
     await h.one(SITE + "/")  # recorded (no retries left); the host's clock is blocked
     await h.one(SITE + "/next")
     assert [url for url, _ in fetcher.asked] == [SITE + "/"]
     ((task, delay),) = h.run.postponed
-    assert task.url == SITE + "/next" and 50 < delay <= 60
+    assert task.url == SITE + "/next" and 10 < delay <= 20
     assert h.run.state(SITE + "/next") == "queued"
+
+
+async def test_a_host_asking_for_more_than_max_crawl_delay_is_left_for_the_next_run() -> None:
+    """503 with Retry-After: 7200 (over --max-crawl-delay 30): the URL fails at once, and so
+    do the host's other URLs, without a request, robots.txt included; nothing waits."""
+    later = FetchResult(
+        SITE + "/", SITE + "/", 503, None, (("retry-after", "7200"),), retryable=True
+    )
+    fetcher = MapFetcher({SITE + "/": later})
+    h = Harness(fetcher, retries=2, ignore_robots=False)
+    await h.one(SITE + "/")
+    await h.one(SITE + "/next")
+    assert [url for url, _ in fetcher.asked] == [SITE + "/robots.txt", SITE + "/"]
+    assert h.run.retried == [] and h.run.postponed == []
+    first, other = h.run.completed
+    assert first.fetch.status == 503 and first.fetch.error_kind is ErrorKind.HTTP_STATUS
+    assert other.fetch.error_kind is ErrorKind.HTTP_STATUS and other.fetch.status is None
+    assert other.fetch.error == first.fetch.error and "next run" in (other.fetch.error or "")
+    assert h.hosts.wait(SITE + "/next") == 0.0
+    assert h.stats.errors == 2
 
 
 async def test_robots_txt_refusals_are_recorded_without_a_fetch() -> None:
