@@ -108,9 +108,10 @@ def summary_line(summary: Summary) -> str:
     s = summary.stats
     statuses = " ".join(f"{k}={v}" for k, v in sorted(s.statuses.items())) or "none"
     kinds = " ".join(f"{k}={v}" for k, v in sorted(s.error_kinds.items())) or "none"
+    rendered = f" ({s.rendered} rendered)" if s.rendered else ""
     return (
         f"crawl {summary.crawl} run {summary.run_id} {summary.status}: "
-        f"{s.pages} pages, {s.fetched} fetched, {s.errors} errors, {s.retries} retries "
+        f"{s.pages} pages{rendered}, {s.fetched} fetched, {s.errors} errors, {s.retries} retries "
         f"in {s.duration:.1f}s "
         f"({s.pages_per_second:.1f} pages/s); statuses {statuses}; errors {kinds}"
     )
@@ -130,6 +131,8 @@ def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
     table.add_column(style="dim")
     table.add_column()
     table.add_row("pages stored", str(s.pages))
+    if s.rendered:
+        table.add_row("  rendered in a browser", str(s.rendered))
     table.add_row("fetched", str(s.fetched))
     table.add_row("statuses", " ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())) or "-")
     table.add_row("errors (failed URLs)", str(s.errors))

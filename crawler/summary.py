@@ -32,6 +32,7 @@ class Summary:
             "status": self.status,
             "resumed": self.resumed,
             "pages": s.pages,
+            "rendered": s.rendered,
             "fetched": s.fetched,
             "errors": s.errors,
             "retries": s.retries,

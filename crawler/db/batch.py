@@ -7,8 +7,9 @@ being written. The statement takes its input as parallel arrays, one element per
 
 1. marks the tasks' frontier rows done, fenced by the lease owner: a task whose lease has
    passed to another process writes nothing (`live` holds the rest);
-2. upserts the HTML pages (`kind = 'page'`), in URL order, and replaces their links (each
-   page's links travel as three newline-separated strings, split by the server);
+2. upserts the HTML pages (`kind = 'page'`; `rendered` when the body parsed was a browser's
+   DOM), in URL order, and replaces their links (each page's links travel as three
+   newline-separated strings, split by the server);
 3. records every exchange in `fetches`, with its outcome (new / changed / unchanged / gone);
 4. refreshes pages that answered 304 (`not_modified`) and marks 404/410 pages gone;
 5. keeps compressed bodies (--store-body), one per content hash;
@@ -54,11 +55,12 @@ WITH input AS (
         CAST(:h1 AS text[]), CAST(:text AS text[]), CAST(:meta_robots AS text[]),
         CAST(:content_hash AS text[]), CAST(:etag AS text[]), CAST(:last_modified AS text[]),
         CAST(:depth AS integer[]), CAST(:data AS text[]), CAST(:body AS bytea[]),
-        CAST(:link_urls AS text[]), CAST(:link_texts AS text[]), CAST(:link_nofollow AS text[])
+        CAST(:link_urls AS text[]), CAST(:link_texts AS text[]), CAST(:link_nofollow AS text[]),
+        CAST(:rendered AS boolean[])
     ) AS t(fid, kind, url, final_url, status, content_type, bytes, elapsed_ms, redirects,
            error_kind, error, title, description, canonical, lang, h1, text, meta_robots,
            content_hash, etag, last_modified, depth, data, body, link_urls, link_texts,
-           link_nofollow)
+           link_nofollow, rendered)
 ),
 done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
@@ -81,10 +83,10 @@ old AS (
 page AS (
     INSERT INTO pages (crawl_id, url, final_url, status, content_type, bytes, title,
                        description, canonical, lang, h1, text, meta_robots, content_hash,
-                       etag, last_modified, depth, last_run_id, data)
+                       etag, last_modified, depth, last_run_id, data, rendered)
     SELECT CAST(:crawl_id AS bigint), url, final_url, status, content_type, bytes, title,
            description, canonical, lang, h1, text, meta_robots, content_hash, etag,
-           last_modified, depth, CAST(:run_id AS bigint), CAST(data AS jsonb)
+           last_modified, depth, CAST(:run_id AS bigint), CAST(data AS jsonb), rendered
     FROM live WHERE kind = 'page'
     ORDER BY url
     ON CONFLICT (crawl_id, url) DO UPDATE SET
@@ -109,7 +111,8 @@ page AS (
         gone_at = NULL,
         error_kind = NULL,
         last_run_id = EXCLUDED.last_run_id,
-        data = EXCLUDED.data
+        data = EXCLUDED.data,
+        rendered = EXCLUDED.rendered
     RETURNING id, url
 ),
 history AS (
@@ -237,6 +240,7 @@ _COLUMNS = (
     "link_urls",
     "link_texts",
     "link_nofollow",
+    "rendered",
 )
 
 
@@ -261,7 +265,7 @@ class BatchParams:
                 fetch.content_type, len(fetch.body), fetch.elapsed_ms, redirects,
                 fetch.error_kind, clean(fetch.error),
                 None, None, None, None, None, None, None,  # title ... meta_robots
-                record.content_hash, None, None, task.depth, None, None, "", "", "",
+                record.content_hash, None, None, task.depth, None, None, "", "", "", False,
             ))
             # fmt: on
             self._enqueue(record)
@@ -283,7 +287,7 @@ class BatchParams:
             clean(fetch.header("last-modified")), task.depth,
             json.dumps(page.data) if page.data else "{}",
             None if record.body is None else zlib.compress(record.body, 6),
-            link_urls, link_texts, link_nofollow,
+            link_urls, link_texts, link_nofollow, fetch.rendered,
         ))
         # fmt: on
         self._enqueue(record)

@@ -90,3 +90,7 @@ class RenderedResult(FetchResult):
     subrequests: int = 0
     refused: int = 0
     browser_url: str = ""
+
+    @property
+    def rendered(self) -> bool:
+        return True

@@ -12,6 +12,12 @@ text. `looks_client_rendered` weighs them, in this order:
 5. otherwise the HTML carries its content (`has_text`, no).
 
 The same facts, taken from static and rendered HTML, feed the per-host learner (learn.py).
+
+`clearly_static` runs first, on the raw bytes, so a static site pays almost nothing for
+`--render auto` (one lexbor parse costs about as much as the crawl's own parse of the page):
+a page with no `<script>`, or with no `<noscript>` and plenty of text outside script and
+style elements (`CLEAR_TEXT_BYTES`, and a tenth of the page), is static. The rest, where an
+app root or a sparse page may hide, goes to `page_facts`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ from enum import StrEnum
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-__all__ = ["Decision", "PageFacts", "Reason", "looks_client_rendered", "page_facts"]
+__all__ = [
+    "Decision",
+    "PageFacts",
+    "Reason",
+    "clearly_static",
+    "looks_client_rendered",
+    "page_facts",
+]
 
 # Ids and attributes that single-page-app frameworks mount into.
 APP_ROOT_IDS = frozenset(
@@ -42,6 +55,13 @@ _ASKS_FOR_JS = re.compile(
     re.I,
 )
 _HIDDEN = ["script", "style", "noscript", "template", "title", "head"]
+# The quick check: bytes of text (outside script, style, title and template) that clear a
+# page with scripts, at least; and the share of the page's bytes they must reach.
+CLEAR_TEXT_BYTES = 2000
+CLEAR_TEXT_SHARE = 10
+_SCRIPTISH = re.compile(rb"<(no)?script", re.I)
+_TEXT_RUN = re.compile(rb">\s*([^<\s][^<]*)")
+_RAW_TEXT_TAGS = (b"<script", b"<style", b"<title", b"<templa")
 
 
 class Reason(StrEnum):
@@ -72,6 +92,28 @@ class Decision:
 
     render: bool
     reason: Reason
+
+
+def clearly_static(body: bytes) -> bool:
+    """Does this HTML (in an ASCII-compatible encoding) surely carry its own content? A few
+    scans of the bytes; False means "ask `page_facts`", not "client-rendered"."""
+    scripts = False
+    for match in _SCRIPTISH.finditer(body):
+        if match.group(1) is not None:
+            return False  # a <noscript> may ask for JavaScript
+        scripts = True
+    if not scripts:
+        return True
+    need = max(CLEAR_TEXT_BYTES, len(body) // CLEAR_TEXT_SHARE)
+    got = 0
+    for match in _TEXT_RUN.finditer(body):
+        start = match.start()
+        tag = body[body.rfind(b"<", 0, start) : start][:8].lower()
+        if not tag.startswith(_RAW_TEXT_TAGS):
+            got += len(match.group(1))
+            if got >= need:
+                return True
+    return False
 
 
 def page_facts(html: str) -> PageFacts:
