@@ -39,7 +39,7 @@ class BrowserUnavailable(CrawlerError):
 
 @dataclass(frozen=True, slots=True)
 class RenderOptions:
-    """How the browser is found, started and given pages (see README, "Rendering")."""
+    """How the browser is found, started and given pages (see README, "JavaScript rendering")."""
 
     concurrency: int = 2
     browser_path: str | None = None
