@@ -123,6 +123,9 @@ class PageRecord:
     enqueue_depth: int = 0
     not_modified: bool = False  # answered 304 to our conditional request
     body: bytes | None = None  # the raw body, kept when --store-body is on
+    # A rendered page's server HTML: its hash (pages.static_hash), and itself with --store-body
+    static_hash: str | None = None
+    static_body: bytes | None = None
 
 
 @dataclass(slots=True)

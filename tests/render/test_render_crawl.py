@@ -53,11 +53,24 @@ async def _pages(db_url: str, base: str) -> dict[str, asyncpg.Record]:
 async def test_a_single_page_app_is_crawled_fully(db_url: str, mode: str) -> None:
     browser = need_browser()
     async with serve_app_site() as (site, base):
-        settings = _settings(db_url, base + "/app", render=mode, browser_path=browser)
+        settings = _settings(
+            db_url, base + "/app", render=mode, browser_path=browser, store_body=True
+        )
         async with asyncio.timeout(150):
             summary = await crawl(settings)
     assert summary.exit_code == 0, summary.to_json()
     pages = await _pages(db_url, base)
+    conn = await asyncpg.connect(plain_url(db_url))
+    try:  # --store-body: the rendered HTML is the body, the server's is kept beside it
+        kept = await conn.fetch(
+            "SELECT r.body IS NOT NULL AS dom, s.body IS NOT NULL AS served "
+            "FROM pages p LEFT JOIN bodies r ON r.content_hash = p.content_hash "
+            "LEFT JOIN bodies s ON s.content_hash = p.static_hash"
+        )
+    finally:
+        await conn.close()
+    assert len(kept) == len(app_paths())
+    assert all(row["dom"] and row["served"] for row in kept)
     assert set(pages) == app_paths()
     for path, row in pages.items():
         assert row["rendered"], path

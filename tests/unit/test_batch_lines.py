@@ -84,6 +84,8 @@ def test_batch_params_put_each_value_in_its_column() -> None:
         "link_texts": ["A", "", ""],
         "link_nofollow": ["f", "", ""],
         "rendered": [False, False, False],
+        "static_hash": [None, None, None],
+        "static_body": [None, None, None],
         "enqueue_fid": [1],
         "enqueue_url": ["http://h/a"],
         "enqueue_depth": [3],
