@@ -41,8 +41,9 @@ def _rate_and_queued(pool: Pool, elapsed: float) -> tuple[float, int]:
 def _status_line(pool: Pool, elapsed: float) -> str:
     s = pool.stats
     rate, queued = _rate_and_queued(pool, elapsed)
+    rendered = f"  rendered {s.rendered}" if s.rendered else ""
     return (
-        f"fetched {s.fetched}  pages {s.pages}  queued ~{queued}  "
+        f"fetched {s.fetched}  pages {s.pages}{rendered}  queued ~{queued}  "
         f"errors {s.errors}  {rate:.1f} pages/s  {elapsed:.0f}s"
     )
 

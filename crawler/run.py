@@ -343,7 +343,11 @@ def _rendering(
 def _slot_ttl(settings: Settings) -> float:
     """How long a shared host slot may be held: longer than any one fetch may take."""
     longest = settings.total_timeout or settings.connect_timeout + settings.read_timeout
-    return longest * (settings.max_redirects + 1) + 30.0
+    ttl = longest * (settings.max_redirects + 1) + 30.0
+    if settings.render != RenderMode.NEVER:  # a page is rendered within its slot
+        o = RenderOptions.from_settings(settings)
+        ttl += o.navigation_timeout + o.settle_timeout + o.read_timeout
+    return ttl
 
 
 @contextlib.contextmanager
