@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,12 @@ async def test_without_a_browser_auto_says_how_once_and_crawls_on(
     assert set(pages) == {"/app"}  # no link without the script
     assert not pages["/app"]["rendered"]
     assert summary.stats.rendered == 0
+    conn = await asyncpg.connect(plain_url(db_url))
+    try:
+        raw = await conn.fetchval("SELECT config FROM crawls")
+    finally:
+        await conn.close()
+    stored = json.loads(raw) if isinstance(raw, str) else raw
+    # The mode is the crawl's (a resumed run keeps it); the browser is this machine's.
+    assert (stored["render"], stored["render_concurrency"]) == ("auto", 2)
+    assert "browser_path" not in stored and "browser_cdp_url" not in stored
