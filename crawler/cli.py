@@ -121,6 +121,22 @@ def crawl(
         str | None,
         typer.Option(help="How long to wait for a database that went away before exit 3."),
     ] = None,
+    render: Annotated[
+        str | None,
+        typer.Option(
+            help="Render pages in headless Chromium: never, auto (pages that look "
+            "client-rendered, learnt per host) or always."
+        ),
+    ] = None,
+    render_concurrency: Annotated[
+        int | None, typer.Option(help="Pages rendered at once (browser tabs).")
+    ] = None,
+    browser_path: Annotated[
+        str | None, typer.Option(help="Chromium to render with (default: found on PATH).")
+    ] = None,
+    browser_cdp_url: Annotated[
+        str | None, typer.Option(help="Render in a running Chromium, reached over CDP.")
+    ] = None,
     new_run: Annotated[
         bool, typer.Option(help="Start a fresh run even if the last one is unfinished.")
     ] = False,
@@ -162,6 +178,10 @@ def crawl(
         max_duration=max_duration,
         fail_on_error_rate=fail_on_error_rate,
         database_wait=database_wait,
+        render=render,
+        render_concurrency=render_concurrency,
+        browser_path=browser_path,
+        browser_cdp_url=browser_cdp_url,
         json=True if json_out else None,
         quiet=True if quiet else None,
         log_format=log_format,

@@ -35,6 +35,9 @@ METAVARS = {
     "max_duration": "DURATION",
     "revisit_after": "DURATION",
     "database_wait": "DURATION",
+    "render": "MODE",
+    "browser_path": "PATH",
+    "browser_cdp_url": "URL",
 }
 DURATIONS = frozenset({"max_duration", "revisit_after", "database_wait"})
 # Settings whose default the option's own help already explains (or that have none).

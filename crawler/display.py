@@ -43,8 +43,9 @@ def _rate_and_queued(pool: Pool, elapsed: float) -> tuple[float, int]:
 def _status_line(pool: Pool, elapsed: float) -> str:
     s = pool.stats
     rate, queued = _rate_and_queued(pool, elapsed)
+    rendered = f"  rendered {s.rendered}" if s.rendered else ""
     return (
-        f"fetched {s.fetched}  pages {s.pages}  queued ~{queued}  "
+        f"fetched {s.fetched}  pages {s.pages}{rendered}  queued ~{queued}  "
         f"errors {s.errors}  {rate:.1f} pages/s  {elapsed:.0f}s"
     )
 
@@ -122,8 +123,9 @@ def summary_line(summary: Summary) -> str:
     statuses = " ".join(f"{k}={v}" for k, v in sorted(s.statuses.items())) or "none"
     kinds = " ".join(f"{k}={v}" for k, v in sorted(s.error_kinds.items())) or "none"
     verb = "resumed and " if summary.resumed else ""
+    rendered = f" ({s.rendered} rendered)" if s.rendered else ""
     counts = (
-        f"{s.pages} pages, {s.fetched} fetched, {s.errors} errors, {s.retries} retries "
+        f"{s.pages} pages{rendered}, {s.fetched} fetched, {s.errors} errors, {s.retries} retries "
         f"in {_took(s.duration, s.pages_per_second)}"
     )
     run = summary.run
@@ -164,6 +166,8 @@ def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
         table.add_row(*cells)
 
     row("pages stored", s.pages, None if run is None else run.pages)
+    if s.rendered:
+        row("  rendered in a browser", s.rendered, None)
     row("fetched", s.fetched, None if run is None else run.fetched)
     table.add_row("statuses", " ".join(f"{k}: {v}" for k, v in sorted(s.statuses.items())) or "-")
     row("errors (failed URLs)", s.errors, None if run is None else run.errors)

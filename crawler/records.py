@@ -63,6 +63,11 @@ class FetchResult:
         return self.error_kind is None
 
     @property
+    def rendered(self) -> bool:
+        """Is the body a browser's rendering of the page? (Only a `RenderedResult`'s is.)"""
+        return False
+
+    @property
     def text(self) -> str | None:
         """The body decoded, if it is HTML, else None. Decoded at each call: the crawl does
         not keep the text, its parser decodes the body where it parses it."""
@@ -118,6 +123,9 @@ class PageRecord:
     enqueue_depth: int = 0
     not_modified: bool = False  # answered 304 to our conditional request
     body: bytes | None = None  # the raw body, kept when --store-body is on
+    # A rendered page's server HTML: its hash (pages.static_hash), and itself with --store-body
+    static_hash: str | None = None
+    static_body: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -125,6 +133,7 @@ class RunStats:
     """Counters of one process's share of a run (mutable: the pool counts into it)."""
 
     pages: int = 0  # HTML pages stored or confirmed unchanged (304)
+    rendered: int = 0  # of those, pages stored as a browser rendered them (--render)
     fetched: int = 0  # tasks completed: fetched, failed, or refused by robots.txt
     errors: int = 0
     queued: int = 0
@@ -151,6 +160,8 @@ class RunStats:
             self._count(fetch)
             if outcome is not TaskOutcome.RECORDED:
                 self.pages += 1
+                if fetch.rendered:
+                    self.rendered += 1
                 if outcome is TaskOutcome.NOT_MODIFIED:
                     self.not_modified += 1
         if queued > 0:

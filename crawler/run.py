@@ -1,9 +1,10 @@
 """Wiring and the run lifecycle: database (embedded or given), migrations, run, pool, summary.
 
 The one module that knows the concrete classes: it plugs `PgFrontier`, `PgStore`,
-`PgHostGate` and `HttpFetcher` into the pool's seams (crawler.seams). The database, the
-HTTP client and the parser are async context managers opened here and closed in reverse
-order on any exit; the run's lock is held for the whole crawl.
+`PgHostGate` and `HttpFetcher` (inside the `RenderingFetcher` of --render) into the pool's
+seams (crawler.seams). The database, the HTTP client, the parser and the browser are async
+context managers opened here and closed in reverse order on any exit; the run's lock is held
+for the whole crawl.
 
 A resumed or repeated run takes the crawl's stored settings where defaults would be; settings
 given now win and are stored. --max-pages counts this invocation's fetches. Seeds that cannot
@@ -35,6 +36,7 @@ from crawler.errors import ConfigError, DatabaseError, DatabaseFull, RunLocked
 from crawler.extract import CompiledRules, compile_rules
 from crawler.fetch import HttpFetcher
 from crawler.guard import private_hosts
+from crawler.hosts import Hosts
 from crawler.kinds import RunOutcome, RunStatus, TaskOutcome
 from crawler.lifecycle import (
     UNFETCHABLE_KIND,
@@ -49,6 +51,9 @@ from crawler.loop_health import PeakRss
 from crawler.parse_workers import parser_for
 from crawler.pool import Pool
 from crawler.records import FetchResult, RunStats
+from crawler.render.contract import RenderOptions
+from crawler.render.fetcher import RenderingFetcher, RenderMode
+from crawler.render.guard import BrowserRules
 from crawler.scope import Scope
 from crawler.stored import with_stored
 from crawler.summary import Summary
@@ -236,8 +241,13 @@ async def _crawl_run(
         settings, allow_private=settings.allow_private, allowed_private_hosts=seed_hosts
     )
     parser = parser_for(settings, rules)
-    async with fetcher_ as fetcher, contextlib.AsyncExitStack() as cleanup:
+    pool: Pool | None = None
+    async with fetcher_ as plain, contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(parser.aclose)
+        # Closed first on the way out, whatever ends the run: the browser goes with it.
+        fetcher = await cleanup.enter_async_context(
+            _rendering(settings, plain, lambda: None if pool is None else pool.hosts)
+        )
         origins = () if run.resumed else tuple(dict.fromkeys(origin(s) for s in seeds))
         pool = Pool(
             settings,
@@ -323,10 +333,33 @@ async def _crawl_run(
     return summary
 
 
+def _rendering(
+    settings: Settings, plain: HttpFetcher, hosts: Callable[[], Hosts | None]
+) -> RenderingFetcher:
+    """The pool's fetcher: `plain`, with the pages --render picks rendered in a browser
+    (started on the first such page). The browser's requests obey the fetcher's address
+    policy and, on the page's own host, the run's robots.txt; they are capped per page
+    (`RenderOptions.max_subrequests`) and made while the page holds its host's slot."""
+    robots = None
+    if not settings.ignore_robots:
+
+        async def robots(url: str) -> bool:
+            run_hosts = hosts()
+            return run_hosts is None or (await run_hosts.robots(url)).allowed(url)
+
+    rules = BrowserRules(plain.address_policy, robots=robots)
+    options = RenderOptions.from_settings(settings)
+    return RenderingFetcher(plain, RenderMode(settings.render), options, rules)
+
+
 def _slot_ttl(settings: Settings) -> float:
     """How long a shared host slot may be held: longer than any one fetch may take."""
     longest = settings.total_timeout or settings.connect_timeout + settings.read_timeout
-    return longest * (settings.max_redirects + 1) + 30.0
+    ttl = longest * (settings.max_redirects + 1) + 30.0
+    if settings.render != RenderMode.NEVER:  # a page is rendered within its slot
+        o = RenderOptions.from_settings(settings)
+        ttl += o.navigation_timeout + o.settle_timeout + o.read_timeout
+    return ttl
 
 
 @contextlib.contextmanager

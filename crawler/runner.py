@@ -33,9 +33,10 @@ from crawler.hosts import Hosts
 from crawler.kinds import ErrorKind, TaskOutcome
 from crawler.known import KnownUrls
 from crawler.outage import DatabaseOutage
-from crawler.parse import stored_page
+from crawler.parse import content_hash, stored_page
 from crawler.parse_workers import Parser
 from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
+from crawler.render.contract import RenderedResult
 from crawler.scope import Scope
 from crawler.seams import Store
 
@@ -134,8 +135,23 @@ class TaskRunner:
             fresh = [url for url in candidates if url not in known]
             follow = tuple(self.scope.filter(fresh, task.depth + 1))
         page = stored_page(page, obey_meta_robots=obey)
-        body = result.body if self.settings.store_body else None
-        return PageRecord(task, result, page, digest, follow, task.depth + 1, body=body)
+        keep = self.settings.store_body
+        body = result.body if keep else None
+        if not isinstance(result, RenderedResult):
+            return PageRecord(task, result, page, digest, follow, task.depth + 1, body=body)
+        # Rendered: the DOM was parsed; the server's HTML is named, and kept beside it.
+        static = result.static_body
+        return PageRecord(
+            task,
+            result,
+            page,
+            digest,
+            follow,
+            task.depth + 1,
+            body=body,
+            static_hash=content_hash(static),
+            static_body=static if keep else None,
+        )
 
     async def _stored_follow(self, task: CrawlTask) -> tuple[str, ...]:
         """The in-scope links stored for the page, not yet known to be queued."""

@@ -67,6 +67,7 @@ class Summary:
             "errors": None if run is None else run.errors,
             # The rest is this invocation's.
             "invocation": {"pages": s.pages, "fetched": s.fetched, "errors": s.errors},
+            "rendered": s.rendered,  # this invocation's
             "retries": s.retries,
             "not_modified": s.not_modified,
             "skipped": s.skipped,

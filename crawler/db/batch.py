@@ -7,11 +7,13 @@ being written. The statement takes its input as parallel arrays, one element per
 
 1. marks the tasks' frontier rows done, fenced by the lease owner: a task whose lease has
    passed to another process writes nothing (`live` holds the rest);
-2. upserts the HTML pages (`kind = 'page'`), in URL order, and replaces their links (each
-   page's links travel as three newline-separated strings, split by the server);
+2. upserts the HTML pages (`kind = 'page'`; `rendered` when the body parsed was a browser's
+   DOM), in URL order, and replaces their links (each page's links travel as three
+   newline-separated strings, split by the server);
 3. records every exchange in `fetches`, with its outcome (new / changed / unchanged / gone);
 4. refreshes pages that answered 304 (`not_modified`) and marks 404/410 pages gone;
-5. keeps compressed bodies (--store-body), one per content hash;
+5. keeps compressed bodies (--store-body), one per content hash (a rendered page's server
+   HTML too, under its `static_hash`);
 6. queues the URLs found, in sorted order, skipping those the run knows already.
 
 Deadlocks: an `INSERT … ON CONFLICT` that meets a row another transaction is updating waits
@@ -54,11 +56,12 @@ WITH input AS (
         CAST(:h1 AS text[]), CAST(:text AS text[]), CAST(:meta_robots AS text[]),
         CAST(:content_hash AS text[]), CAST(:etag AS text[]), CAST(:last_modified AS text[]),
         CAST(:depth AS integer[]), CAST(:data AS text[]), CAST(:body AS bytea[]),
-        CAST(:link_urls AS text[]), CAST(:link_texts AS text[]), CAST(:link_nofollow AS text[])
+        CAST(:link_urls AS text[]), CAST(:link_texts AS text[]), CAST(:link_nofollow AS text[]),
+        CAST(:rendered AS boolean[]), CAST(:static_hash AS text[]), CAST(:static_body AS bytea[])
     ) AS t(fid, kind, url, final_url, status, content_type, bytes, elapsed_ms, redirects,
            error_kind, error, title, description, canonical, lang, h1, text, meta_robots,
            content_hash, etag, last_modified, depth, data, body, link_urls, link_texts,
-           link_nofollow)
+           link_nofollow, rendered, static_hash, static_body)
 ),
 done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
@@ -81,10 +84,11 @@ old AS (
 page AS (
     INSERT INTO pages (crawl_id, url, final_url, status, content_type, bytes, title,
                        description, canonical, lang, h1, text, meta_robots, content_hash,
-                       etag, last_modified, depth, last_run_id, data)
+                       etag, last_modified, depth, last_run_id, data, rendered, static_hash)
     SELECT CAST(:crawl_id AS bigint), url, final_url, status, content_type, bytes, title,
            description, canonical, lang, h1, text, meta_robots, content_hash, etag,
-           last_modified, depth, CAST(:run_id AS bigint), CAST(data AS jsonb)
+           last_modified, depth, CAST(:run_id AS bigint), CAST(data AS jsonb), rendered,
+           static_hash
     FROM live WHERE kind = 'page'
     ORDER BY url
     ON CONFLICT (crawl_id, url) DO UPDATE SET
@@ -109,7 +113,9 @@ page AS (
         gone_at = NULL,
         error_kind = NULL,
         last_run_id = EXCLUDED.last_run_id,
-        data = EXCLUDED.data
+        data = EXCLUDED.data,
+        rendered = EXCLUDED.rendered,
+        static_hash = EXCLUDED.static_hash
     RETURNING id, url
 ),
 history AS (
@@ -164,9 +170,13 @@ new_links AS (
 ),
 body AS (
     INSERT INTO bodies (content_hash, body)
-    SELECT DISTINCT ON (content_hash) content_hash, body FROM live
-    WHERE kind = 'page' AND body IS NOT NULL
-    ORDER BY content_hash
+    SELECT DISTINCT ON (hash) hash, kept FROM (
+        SELECT content_hash, body FROM live WHERE kind = 'page' AND body IS NOT NULL
+        UNION ALL
+        SELECT static_hash, static_body FROM live
+        WHERE kind = 'page' AND static_body IS NOT NULL
+    ) AS k(hash, kept)
+    ORDER BY hash
     ON CONFLICT (content_hash) DO NOTHING
 ),
 queued AS (
@@ -237,6 +247,9 @@ _COLUMNS = (
     "link_urls",
     "link_texts",
     "link_nofollow",
+    "rendered",
+    "static_hash",
+    "static_body",
 )
 
 
@@ -261,7 +274,8 @@ class BatchParams:
                 fetch.content_type, len(fetch.body), fetch.elapsed_ms, redirects,
                 fetch.error_kind, clean(fetch.error),
                 None, None, None, None, None, None, None,  # title ... meta_robots
-                record.content_hash, None, None, task.depth, None, None, "", "", "",
+                record.content_hash, None, None, task.depth, None, None, "", "", "", False,
+                None, None,
             ))
             # fmt: on
             self._enqueue(record)
@@ -283,7 +297,8 @@ class BatchParams:
             clean(fetch.header("last-modified")), task.depth,
             json.dumps(page.data) if page.data else "{}",
             None if record.body is None else zlib.compress(record.body, 6),
-            link_urls, link_texts, link_nofollow,
+            link_urls, link_texts, link_nofollow, fetch.rendered, record.static_hash,
+            None if record.static_body is None else zlib.compress(record.static_body, 6),
         ))
         # fmt: on
         self._enqueue(record)

@@ -114,6 +114,10 @@ class PageRow(Base):
         ForeignKey("crawl_runs.id", ondelete="SET NULL")
     )
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sql_text("'{}'::jsonb"))
+    # The body parsed was the DOM a browser rendered (--render; migration 0009).
+    rendered: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # A rendered page's server HTML: its hash (its body in `bodies` with --store-body).
+    static_hash: Mapped[str | None] = mapped_column(Text)
 
 
 class Fetch(Base):

@@ -39,7 +39,7 @@ class BrowserUnavailable(CrawlerError):
 
 @dataclass(frozen=True, slots=True)
 class RenderOptions:
-    """How the browser is found, started and given pages (see README, "Rendering")."""
+    """How the browser is found, started and given pages (see README, "JavaScript rendering")."""
 
     concurrency: int = 2
     browser_path: str | None = None
@@ -90,3 +90,7 @@ class RenderedResult(FetchResult):
     subrequests: int = 0
     refused: int = 0
     browser_url: str = ""
+
+    @property
+    def rendered(self) -> bool:
+        return True

@@ -12,6 +12,13 @@ text. `looks_client_rendered` weighs them, in this order:
 5. otherwise the HTML carries its content (`has_text`, no).
 
 The same facts, taken from static and rendered HTML, feed the per-host learner (learn.py).
+
+`clearly_static` runs first, on the raw bytes, so a static site pays little for `--render
+auto` (`page_facts`, a lexbor parse, costs about as much as the crawl's own parse of the
+page): a page with no `<script>`, or with no `<noscript>` asking for JavaScript and plenty of
+text after `<body>` outside script, style and template elements (`CLEAR_TEXT_BYTES`, and a
+tenth of the page), is static. The rest, where an empty app root or a sparse page may hide,
+goes to `page_facts`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ from enum import StrEnum
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-__all__ = ["Decision", "PageFacts", "Reason", "looks_client_rendered", "page_facts"]
+__all__ = [
+    "Decision",
+    "PageFacts",
+    "Reason",
+    "clearly_static",
+    "looks_client_rendered",
+    "page_facts",
+]
 
 # Ids and attributes that single-page-app frameworks mount into.
 APP_ROOT_IDS = frozenset(
@@ -42,6 +56,17 @@ _ASKS_FOR_JS = re.compile(
     re.I,
 )
 _HIDDEN = ["script", "style", "noscript", "template", "title", "head"]
+# The quick check: bytes of text (after <body>, outside script, style and template) that
+# clear a page with scripts, at least, and the share of the page's bytes they must reach.
+CLEAR_TEXT_BYTES = 2000
+CLEAR_TEXT_SHARE = 10
+_SCRIPT = re.compile(rb"<script", re.I)
+_NOSCRIPT = re.compile(rb"<noscript", re.I)
+_NOSCRIPT_END = re.compile(rb"</noscript", re.I)
+_ASKS_FOR_JS_BYTES = re.compile(_ASKS_FOR_JS.pattern.encode(), re.I)
+_BODY = re.compile(rb"<body", re.I)
+_TEXT_RUN = re.compile(rb">\s*([^<\s][^<]*)")
+_RAW_OPEN = re.compile(rb"<(?:script|style|template)\b", re.I)
 
 
 class Reason(StrEnum):
@@ -72,6 +97,43 @@ class Decision:
 
     render: bool
     reason: Reason
+
+
+def clearly_static(body: bytes) -> bool:
+    """Does this HTML (in an ASCII-compatible encoding) surely carry its own content? A few
+    scans of the bytes; False means "ask `page_facts`", not "client-rendered"."""
+    if _SCRIPT.search(body) is None:
+        return True
+    noscript = _NOSCRIPT.search(body)
+    while noscript is not None:
+        close = _NOSCRIPT_END.search(body, noscript.end())
+        inside = body[noscript.end() : len(body) if close is None else close.start()]
+        if _ASKS_FOR_JS_BYTES.search(inside) is not None:
+            return False
+        noscript = None if close is None else _NOSCRIPT.search(body, close.end())
+    opened = _BODY.search(body)
+    start = 0 if opened is None else opened.end()
+    need = max(CLEAR_TEXT_BYTES, len(body) // CLEAR_TEXT_SHARE)
+    # The text is counted in growing windows: a page with text clears in its first ones.
+    text, window = 0, 2 * need
+    while start < len(body):
+        end = min(len(body), start + window)
+        text += sum(map(len, _TEXT_RUN.findall(body, start, end)))
+        text -= _raw_bytes(body, start, end)
+        if text >= need:
+            return True
+        start, window = end, window * 2
+    return False
+
+
+def _raw_bytes(body: bytes, start: int, end: int) -> int:
+    """Bytes of script, style and template content between `start` and `end` (an over-count:
+    the text runs of those elements are at most that)."""
+    total = 0
+    for opened in _RAW_OPEN.finditer(body, start, end):
+        close = body.find(b"</", opened.end(), end)
+        total += (end if close < 0 else close) - opened.end()
+    return total
 
 
 def page_facts(html: str) -> PageFacts:

@@ -7,7 +7,13 @@ returns is then, by `--render`:
 - `never`: returned as it is;
 - `always`: rendered;
 - `auto`: rendered when the host's mode and the detector say so (learn.py, detect.py); the
-  static and rendered results of each rendered page teach the host's mode.
+  static and rendered results of each rendered page teach the host's mode. A page the quick
+  byte check clears (`clearly_static`) is not parsed again for the detector.
+
+A redirect is not rendered (its target is crawled, and rendered, under its own URL). A render
+that timed out returns what was rendered so far (`error_kind` None, the timeout in `error`);
+one that failed returns the static result, with the failure in `error`: either way the page
+is stored, and the fetch's `error` says what happened.
 
 A rendered page comes back as a `RenderedResult` (the DOM as body, the static body beside
 it; `isinstance(result, RenderedResult)` tells the pool it was rendered). When a page
@@ -20,6 +26,7 @@ ends, whatever ends it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping
@@ -27,6 +34,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+from crawler.kinds import ErrorKind
 from crawler.records import FetchResult
 from crawler.render.chromium import find_browser
 from crawler.render.contract import (
@@ -35,8 +43,8 @@ from crawler.render.contract import (
     RenderOptions,
     RequestRules,
 )
-from crawler.render.detect import looks_client_rendered, page_facts
-from crawler.render.learn import Choice, RenderLearner
+from crawler.render.detect import clearly_static, looks_client_rendered, page_facts
+from crawler.render.learn import Choice, HostMode, RenderLearner
 from crawler.urls import host_key
 
 if TYPE_CHECKING:
@@ -49,6 +57,10 @@ HINT = (
     "({why}). To render them: pip install 'crawler[render]' and install Chromium (Debian: apt "
     "install chromium), or give --browser-path or --browser-cdp-url; --render never hides this."
 )
+
+
+# Encodings whose bytes are not ASCII where the markup is: the quick byte check cannot read them.
+WIDE_ENCODINGS = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
 
 
 class RenderMode(StrEnum):
@@ -126,10 +138,18 @@ class RenderingFetcher:
         static = await self._inner.fetch(url, headers=headers, max_redirects=max_redirects)
         if self._mode is RenderMode.NEVER or not static.ok or static.status != 200:
             return static
-        text = static.text
-        if text is None:
+        # A redirect is crawled under its target's URL, and rendered there.
+        if static.encoding is None or static.redirects:
             return static
         host = host_key(static.final_url)
+        if (
+            self._mode is RenderMode.AUTO
+            and self.learner.mode(host) is not HostMode.RENDER
+            and static.encoding.lower().replace("_", "-") not in WIDE_ENCODINGS
+            and clearly_static(static.body)
+        ):
+            return static
+        text = static.text or ""
         facts = page_facts(text)
         if self._mode is RenderMode.ALWAYS:
             choice = Choice(True, "always")
@@ -148,7 +168,16 @@ class RenderingFetcher:
             self._hint(host)
             return static
         self.rendered += 1
-        if self._mode is RenderMode.AUTO and rendered.error_kind is None:
+        if rendered.error_kind is ErrorKind.RENDER_FAILED:
+            # The static HTML is all there is: the page is stored from it, with the note.
+            return dataclasses.replace(static, error=f"{rendered.error_kind}: {rendered.error}")
+        if rendered.error_kind is ErrorKind.RENDER_TIMEOUT:
+            # What was rendered so far is the page (the static HTML if the DOM could not be
+            # read): stored and parsed; the fetch keeps the timeout as its note.
+            return dataclasses.replace(
+                rendered, error_kind=None, error=f"{rendered.error_kind}: {rendered.error}"
+            )
+        if self._mode is RenderMode.AUTO:
             self.learner.update(host, facts, page_facts(rendered.text or ""))
         return rendered
 

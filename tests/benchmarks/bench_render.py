@@ -1,16 +1,16 @@
 """Benchmark rendering: our render package against Crawlee for Python's PlaywrightCrawler.
 
     python -m tests.benchmarks.bench_render --pages 500 --concurrency 2
-        [--only both|ours|crawlee] [--crawlee-venv DIR] [--browser PATH]
+        [--only both|ours|crawlee] [--crawlee-venv DIR] [--browser PATH] [--database-url URL]
 
 Run it from the root of a clone. It serves a single-page-app site of PAGES pages on
 127.0.0.1 (a subprocess of this script): every page is an empty app root whose script
 fetches /api/p/N.json and inserts the page's text and its links (to 5 other pages), so a
 crawler that does not render finds nothing. Then, one after the other:
 
-(a) ours: a small breadth-first crawl in a subprocess, through `RenderingFetcher` in `auto`
-    mode over the crawler's `Fetcher`, every page parsed by `crawler.parse` (the render
-    machinery is not wired into `crawler crawl` yet);
+(a) ours: `crawler crawl SEED --render always --render-concurrency C --json`, into an
+    embedded PostgreSQL made for the run (`--data-dir` in a temp folder; its server is counted
+    while it is a descendant of the crawl) or `--database-url` (a run of its own each time);
 (b) Crawlee: `PlaywrightCrawler` from a separate virtualenv (`--crawlee-venv`, made with
     `pip install 'crawlee[playwright]'`; never one of the project's dependencies), driving
     the same system Chromium through `browser_launch_options={"executable_path": ...}`. Its
@@ -137,49 +137,14 @@ async def serve(pages: int) -> None:
 # --- our side -------------------------------------------------------------------------------
 
 
-async def ours(seed: str, pages: int, concurrency: int, chromium: str) -> None:
-    from crawler.config import Settings
-    from crawler.fetch import HttpFetcher
-    from crawler.parse import parse_html
-    from crawler.render.contract import RenderedResult, RenderOptions
-    from crawler.render.fetcher import RenderingFetcher, RenderMode
-    from crawler.render.guard import BrowserRules
-
-    settings = Settings(
-        seeds=(seed,), render_concurrency=concurrency, browser_path=chromium, concurrency=16
-    )
-    prefix = seed.rsplit("/", 1)[0] + "/"
-    seen = {seed}
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    queue.put_nowait(seed)
-    counts = {"pages": 0, "rendered": 0, "errors": 0}
-    async with HttpFetcher(settings) as plain:
-        rules = BrowserRules(plain.address_policy)
-        options = RenderOptions.from_settings(settings)
-        async with RenderingFetcher(plain, RenderMode.AUTO, options, rules) as fetcher:
-
-            async def worker() -> None:
-                while True:
-                    url = await queue.get()
-                    try:
-                        result = await fetcher.fetch(url)
-                        counts["pages"] += 1
-                        counts["rendered"] += isinstance(result, RenderedResult)
-                        counts["errors"] += result.error_kind is not None
-                        page = parse_html(result.text or "", result.final_url)
-                        for link, _, _ in page.links:
-                            if link.startswith(prefix) and link not in seen and len(seen) < pages:
-                                seen.add(link)
-                                queue.put_nowait(link)
-                    finally:
-                        queue.task_done()
-
-            tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-            await queue.join()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    print(json.dumps(counts), flush=True)
+def ours_command(seed: str, args: argparse.Namespace, data_dir: Path) -> list[str]:
+    """`crawler crawl --render always` on the site, into a database of its own."""
+    cmd = [sys.executable, "-m", "crawler", "crawl", seed, "--render", "always", "--json"]
+    cmd += ["--render-concurrency", str(args.concurrency), "--browser-path", args.browser]
+    cmd += ["--max-pages", str(args.pages), "--name", "bench-render"]
+    if args.database_url:
+        return [*cmd, "--database-url", args.database_url, "--new-run"]
+    return [*cmd, "--data-dir", str(data_dir)]
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -238,13 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--browser", default="/usr/bin/chromium")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--ours", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database-url", help="the crawl's database (default: an embedded one, made for the run)"
+    )
     args = parser.parse_args(argv)
     if args.serve is not None:
         asyncio.run(serve(args.serve))
-        return 0
-    if args.ours is not None:
-        asyncio.run(ours(args.ours, args.pages, args.concurrency, args.browser))
         return 0
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.benchmarks.bench_render", "--serve", str(args.pages)],
@@ -259,9 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed = f"http://127.0.0.1:{int(server.stdout.readline())}/p/0"
         results = {}
         if args.only in ("both", "ours"):
-            cmd = [sys.executable, "-m", "tests.benchmarks.bench_render", "--ours", seed]
-            cmd += ["--pages", str(args.pages), "--concurrency", str(args.concurrency)]
-            results["ours"] = measure([*cmd, "--browser", args.browser], ROOT)
+            with tempfile.TemporaryDirectory() as work:
+                env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+                cmd = ours_command(seed, args, Path(work) / "data")
+                results["ours"] = measure(cmd, Path(work), env)
         if args.only in ("both", "crawlee"):
             with tempfile.TemporaryDirectory() as work:
                 script = Path(work) / "crawlee_side.py"

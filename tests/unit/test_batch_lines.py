@@ -6,6 +6,7 @@ from __future__ import annotations
 from crawler.db.batch import BatchParams, _lines
 from crawler.kinds import ErrorKind
 from crawler.records import CrawlTask, FetchResult, Page, PageRecord
+from crawler.render.contract import RenderedResult
 
 
 def test_lines_match_the_values_one_to_one() -> None:
@@ -82,8 +83,24 @@ def test_batch_params_put_each_value_in_its_column() -> None:
         "link_urls": ["http://h/a", "", ""],
         "link_texts": ["A", "", ""],
         "link_nofollow": ["f", "", ""],
+        "rendered": [False, False, False],
+        "static_hash": [None, None, None],
+        "static_body": [None, None, None],
         "enqueue_fid": [1],
         "enqueue_url": ["http://h/a"],
         "enqueue_depth": [3],
     }
     assert BatchParams().params(crawl_id=1, run_id=1, owner="me")["fid"] == []
+
+
+def test_a_rendered_page_is_marked_rendered() -> None:
+    """pages.rendered comes from the fetch: a browser's `RenderedResult`, or not."""
+    rendered = RenderedResult(
+        "http://h/", "http://h/", 200, "text/html", body=b"<p>dom", encoding="utf-8"
+    )
+    plain = FetchResult("http://h/s", "http://h/s", 200, "text/html", (), b"<p>", "utf-8")
+    params = BatchParams()
+    params.add(PageRecord(CrawlTask(1, "http://h/", 0), rendered, Page(), "h1"))
+    params.add(PageRecord(CrawlTask(2, "http://h/s", 0), plain, Page(), "h2"))
+    params.add(PageRecord(CrawlTask(3, "http://h/f", 0), rendered, None, None))
+    assert params.params(crawl_id=1, run_id=1, owner="me")["rendered"] == [True, False, False]
