@@ -8,8 +8,9 @@ the system's Chromium (chromium.py launches it so it dies with the driver), or a
 browser attached over CDP (`--browser-cdp-url`: its contexts are closed, not the browser).
 
 `render(static)` serves the page's own document from the static fetch (the server is not
-asked twice), lets the page run until DOMContentLoaded (`navigation_timeout`), then until
-the network is idle (`settle_timeout`), and returns the DOM as a `RenderedResult`. Every
+asked twice), lets the page run until DOMContentLoaded (`navigation_timeout`), then until it
+has settled (settle.py: loaded, and network and DOM quiet; capped by `settle_timeout`), and
+returns the DOM as a `RenderedResult`. Every
 other request goes through `RequestRules` and a per-page cap; images, media and fonts are
 refused; further navigations of the tab, popups, dialogs and downloads are refused or
 dismissed; service workers are blocked (their requests would bypass the rules). WebSockets
@@ -54,6 +55,7 @@ from crawler.render.contract import (
     RenderOptions,
     RequestRules,
 )
+from crawler.render.settle import INIT_SCRIPT, Traffic, settle
 
 __all__ = ["BLOCKED_TYPES", "BrowserRenderer"]
 
@@ -70,6 +72,7 @@ class _Tab:
 
     context: BrowserContext
     page: Page
+    traffic: Traffic
     renders: int = 0
     document: FetchResult | None = None
     served: bool = False
@@ -202,8 +205,9 @@ class BrowserRenderer:
             java_script_enabled=True,
         )
         try:
+            await context.add_init_script(INIT_SCRIPT)
             page = await context.new_page()
-            tab = _Tab(context, page)
+            tab = _Tab(context, page, Traffic(page))
             await context.route("**/*", lambda route, request: self._route(tab, route, request))
             await context.route_web_socket(_ANY, lambda ws: self._route_socket(tab, ws))
             context.on("page", lambda other: None if other is page else _spawn(other.close()))
@@ -255,6 +259,7 @@ class BrowserRenderer:
         tab.renders += 1
         self.renders += 1
         tab.document, tab.served, tab.subrequests, tab.refused = static, False, 0, 0
+        tab.traffic.reset()
         kind: ErrorKind | None = None
         message: str | None = None
         html: str | None = None
@@ -264,11 +269,9 @@ class BrowserRenderer:
                 wait_until="domcontentloaded",
                 timeout=o.navigation_timeout * 1000,
             )
-            try:
-                await tab.page.wait_for_load_state("networkidle", timeout=o.settle_timeout * 1000)
-            except PlaywrightTimeout:
+            if not await settle(tab.page, tab.traffic, o.settle_timeout):
                 kind = ErrorKind.RENDER_TIMEOUT
-                message = f"the page was still busy on the network after {o.settle_timeout:g} s"
+                message = f"the page was still busy after {o.settle_timeout:g} s"
         except PlaywrightTimeout:
             kind = ErrorKind.RENDER_TIMEOUT
             message = f"the page did not load within {o.navigation_timeout:g} s"

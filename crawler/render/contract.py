@@ -46,7 +46,7 @@ class RenderOptions:
     cdp_url: str | None = None
     user_agent: str | None = None
     navigation_timeout: float = NAVIGATION_TIMEOUT  # until DOMContentLoaded
-    settle_timeout: float = 10.0  # then until network idle (500 ms without requests), capped
+    settle_timeout: float = 10.0  # then until settled (settle.py: network and DOM quiet), capped
     read_timeout: float = 5.0  # reading the DOM (a page stuck in a script loop never answers)
     max_subrequests: int = 200  # requests a page may make beyond its document
     recycle_after: int = 50  # renders before a page's browser context is replaced

@@ -14,7 +14,8 @@ crawler that does not render finds nothing. Then, one after the other:
 (b) Crawlee: `PlaywrightCrawler` from a separate virtualenv (`--crawlee-venv`, made with
     `pip install 'crawlee[playwright]'`; never one of the project's dependencies), driving
     the same system Chromium through `browser_launch_options={"executable_path": ...}`. Its
-    handler waits for network idle before enqueueing links, as ours settles.
+    handler waits for network idle (Playwright's, as a Crawlee user would; ours has its own
+    settle rule, crawler/render/settle.py) before enqueueing links.
 
 Both use `--concurrency` pages at once. Each is measured from here: wall time, pages/s, CPU
 (user + system) of the process and every descendant (Playwright's driver, every Chromium

@@ -88,6 +88,23 @@ IMAGES = """<!doctype html><html><body><div id="root"></div>
 <script>document.getElementById("root").innerHTML = "<p>images page</p>";</script>
 </body></html>"""
 
+# Written in steps a timer apart, after its one request: no network between the steps.
+TIMERS = """<!doctype html><html><body><div id="root"></div><script>
+const root = document.getElementById("root");
+let step = 0;
+function more() {
+  const p = document.createElement("p"); p.textContent = "timer step " + step; root.append(p);
+  if (++step < 8) setTimeout(more, 40);
+}
+fetch("/api/items").then(() => setTimeout(more, 40));
+</script></body></html>"""
+
+# A DOM that never stops changing (a ticker), with no network at all.
+TICKER = """<!doctype html><html><body><p>ticker page text</p><div id="tick"></div><script>
+const tick = document.getElementById("tick");
+setInterval(() => { tick.textContent = "tick " + Date.now(); }, 20);
+</script></body></html>"""
+
 
 PRIVATE = """<!doctype html><html><body><div id="root"></div><script>
 const root = document.getElementById("root");
@@ -138,6 +155,8 @@ class Site:
             "/loop": LOOP,
             "/dialogs": DIALOGS,
             "/images": IMAGES,
+            "/timers": TIMERS,
+            "/ticker": TICKER,
         }
         for path, body in html.items():
             app.router.add_get(path, self._html(body))

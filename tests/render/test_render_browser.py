@@ -115,6 +115,29 @@ async def test_page_that_never_goes_idle_ends_at_the_cap_with_what_it_rendered(
     assert again.error_kind is None and "Item 29" in (again.text or "")
 
 
+async def test_a_page_written_by_timers_after_its_last_request_is_read_whole(
+    chromium: str, site: tuple[Site, str]
+) -> None:
+    _, base = site
+    async with BrowserRenderer(options(chromium), rules_for()) as renderer:
+        result = await renderer.render(await _static(base + "/timers"))
+    assert result.error_kind is None, result.error
+    assert "timer step 7" in (result.text or "")  # the DOM's quiet counts, not only the network
+
+
+async def test_a_dom_that_never_stops_changing_ends_at_the_cap_with_what_it_rendered(
+    chromium: str, site: tuple[Site, str]
+) -> None:
+    _, base = site
+    async with BrowserRenderer(options(chromium, settle_timeout=2.0), rules_for()) as renderer:
+        started = time.monotonic()
+        result = await renderer.render(await _static(base + "/ticker"))
+        took = time.monotonic() - started
+    assert result.error_kind == "render_timeout"
+    assert "ticker page text" in (result.text or "") and "tick " in (result.text or "")
+    assert took < 60
+
+
 async def test_an_endless_script_loop_ends_at_the_cap(
     chromium: str, site: tuple[Site, str]
 ) -> None:

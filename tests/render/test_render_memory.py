@@ -1,6 +1,6 @@
 """2,000 renders with the browser's memory staying bounded (contexts are recycled).
 
-Slow (minutes: every render waits for the network to be idle for 500 ms), so it runs only
+Slow (minutes: 2,000 renders, each waiting for its page to settle), so it runs only
 with CRAWLER_SLOW_TESTS=1. It prints the figures: the summed PSS of the driver and every
 browser process after the warm-up, at its peak and at the end (and the peak RSS sum).
 """
