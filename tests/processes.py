@@ -1,4 +1,5 @@
-"""Child processes of the tests: wait for one, and never leave it behind."""
+"""Child processes of the tests: run the CLI against a database, wait for one, and never
+leave it behind."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
+from dataclasses import dataclass
 
 
 async def wait_or_kill(proc: asyncio.subprocess.Process, seconds: float) -> int:
@@ -21,3 +24,35 @@ async def wait_or_kill(proc: asyncio.subprocess.Process, seconds: float) -> int:
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode
+
+
+@dataclass(frozen=True)
+class Done:
+    code: int
+    out: str
+    err: str
+
+
+async def crawler_cli(*args: str, db_url: str, seconds: float = 60.0) -> Done:
+    """Run `python -m crawler ARGS --database-url DB` without CRAWLER_* from our environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crawler",
+        *args,
+        "--database-url",
+        db_url,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), seconds)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Done(process.returncode, out.decode(), err.decode())

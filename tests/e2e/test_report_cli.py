@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import crawler_cli
 
 pytestmark = pytest.mark.db
 
@@ -16,28 +16,8 @@ CHILD_TIMEOUT = 60.0
 
 
 async def _report(*args: str, db_url: str) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crawler",
-        "report",
-        *args,
-        "--database-url",
-        db_url,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    done = await crawler_cli("report", *args, db_url=db_url, seconds=CHILD_TIMEOUT)
+    return done.code, done.err
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,7 @@ import asyncio
 import csv
 import io
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +15,7 @@ import pytest
 
 from crawler.config_sources import load_settings
 from crawler.run import crawl
+from tests.processes import Done, crawler_cli
 from tests.site import EXPECTED_HTML, serve_site
 from tests.sql import plain_url
 
@@ -26,36 +24,8 @@ pytestmark = pytest.mark.db
 CHILD_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class Done:
-    code: int
-    out: str
-    err: str
-
-
 async def cli(*args: str, db_url: str) -> Done:
-    """Run `python -m crawler ARGS --database-url DB` without CRAWLER_* from our environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crawler",
-        *args,
-        "--database-url",
-        db_url,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Done(process.returncode, out.decode(), err.decode())
+    return await crawler_cli(*args, db_url=db_url, seconds=CHILD_TIMEOUT)
 
 
 @pytest.fixture

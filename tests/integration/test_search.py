@@ -3,10 +3,7 @@ per-language configurations, lazy indexing, gone pages, hostile queries; and the
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -18,6 +15,7 @@ from crawler.db import search
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.run import crawl
+from tests.processes import crawler_cli
 from tests.site import serve_app
 
 pytestmark = pytest.mark.db
@@ -142,27 +140,8 @@ async def test_unknown_crawl_is_a_config_error(db: Database) -> None:
 
 
 async def _cli(*args: str, db_url: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crawler",
-        *args,
-        "--database-url",
-        db_url,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    done = await crawler_cli(*args, db_url=db_url, seconds=CHILD_TIMEOUT)
+    return done.code, done.out, done.err
 
 
 async def test_cli_search_and_db_index(db: Database, db_url: str, site: str) -> None:
