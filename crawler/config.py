@@ -63,7 +63,7 @@ class Settings:
     exclude: tuple[str, ...] = ()
     user_agent: str = DEFAULT_USER_AGENT
     host_concurrency: int = 4
-    delay: float = 0.0
+    delay: float | None = None  # None: adaptive (crawler.throttle)
     max_crawl_delay: float = 30.0
     ignore_robots: bool = False
     obey_meta_robots: bool = True
@@ -121,7 +121,8 @@ class Settings:
             "parse_processes",
         )
         for key in non_negative:
-            if getattr(self, key) < 0:
+            value = getattr(self, key)
+            if value is not None and value < 0:
                 raise SettingError(key, "must not be negative")
         for key in ("max_body_bytes", "max_header_bytes", "max_url_length", "lease_seconds"):
             if getattr(self, key) <= 0:
@@ -277,7 +278,9 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a whole number, not {value!r}") from None
-    if ftype == "float":
+    if value is None and ftype.endswith("| None"):
+        return None
+    if ftype in ("float", "float | None"):
         if isinstance(value, bool):
             raise ConfigError(f"{where} must be a number, not {value!r}")
         try:

@@ -1,27 +1,28 @@
 """Per-host politeness and robots.txt, as one process of a run applies them.
 
 `Hosts.fetch` is the only way the runner fetches, whatever the `Fetcher` behind it (plain
-HTTP, or a browser that renders): at most `concurrency` requests in flight in all (the pool
-runs more workers than that), at most `host_concurrency` to a host at once, its delay (or
-Crawl-delay) between their starts, Retry-After and 429/503 backoff; once another process
-has joined the run, the slots and delays go through the database (`HostGate`) so they hold
-across processes. `Hosts.robots` fetches, caches and refreshes each
-origin's robots.txt. A host whose 429/5xx asks for a pause longer than --max-crawl-delay
-(`decide.deferral`) is left for the next run: `deferred` says why, and the runner fails its
-URLs without fetching them; its clock is not blocked, so its tasks are not held back.
+HTTP, or a browser that renders). Which host goes next is the frontier's: a task comes
+with a `Booking` (crawler.records), its host's request slot and start time booked in the
+database for every process of the run (crawler.db.host_frontier), and the pool starts it
+no earlier than booked. Here a request also waits for one of this process's
+`concurrency` request slots, and for any unbooked request of this process to the host (a
+sitemap, a robots.txt read for the sitemaps) to keep its distance. When it ends, the
+throttle (crawler.throttle) sets the host's next delay from the answer, and the pacer
+(crawler.pacer) hands that to the frontier: the slot freed, the next start paced. A
+Retry-After blocks the host for every process; a 429/503 without one backs its delay off.
 
-Which task goes next is not decided here: the pool's feeder claims tasks in frontier order,
-and a worker whose task's host has every slot busy takes another (`saturated`). A
-host-aware frontier, handing out tasks by host readiness, replaces that pick; `wait` and
-`saturated` are what it needs to know of this process.
+`Hosts.robots` fetches, caches and refreshes each origin's robots.txt, with the booking of
+the task that asked (that task then goes back to the queue: its booking is spent). A host
+whose 429/5xx asks for a pause longer than --max-crawl-delay (`decide.deferral`) is left for
+the next run: `deferred` says why, and the runner fails its URLs without fetching them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from crawler.config import Settings
 from crawler.decide import (
@@ -31,127 +32,169 @@ from crawler.decide import (
     asked_wait,
     deferral,
 )
-from crawler.errors import DatabaseError
 from crawler.kinds import ErrorKind
-from crawler.outage import DatabaseOutage
+from crawler.pacer import HostPacer
 from crawler.politeness import HostClock
-from crawler.records import FetchResult
+from crawler.records import Booking, FetchResult, HostDone
 from crawler.robots import RobotsPolicy
-from crawler.seams import Fetcher, HostGate
+from crawler.seams import Fetcher
+from crawler.throttle import Throttle
 from crawler.urls import host_key, origin
 
 ROBOTS_TTL = 3600.0
 ROBOTS_RETRY_TTL = ROBOTS_RETRY_DELAY  # 5xx/429: fetched again for the task's retry
 ROBOTS_DOWN_TTL = 60.0  # no answer at all: the host's URLs fail meanwhile, none fetched
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
-HOST_BUSY_WAIT = 0.2
+SWEEP_EVERY = 1000  # requests between sweeps of idle hosts' in-process state
+
+
+@dataclass(slots=True)
+class _Local:
+    """A host as this process sees it while it has requests to it in flight or recent."""
+
+    clock: HostClock
+    slot: asyncio.Semaphore
+    users: int = 0
+    blocked_until: float = 0.0  # Retry-After, backoff (monotonic)
 
 
 class Hosts:
-    """The hosts of a run as this process sees them: slots, clocks, robots policies."""
+    """The hosts of a run as this process sees them: bookings used, robots policies."""
 
     def __init__(
-        self,
-        settings: Settings,
-        fetcher: Fetcher,
-        gate: HostGate | None,
-        outage: DatabaseOutage,
+        self, settings: Settings, fetcher: Fetcher, pacer: HostPacer | None = None
     ) -> None:
         self.settings = settings
         self.fetcher = fetcher
-        self.gate = gate
-        self.outage = outage
-        self.slots: dict[str, asyncio.Semaphore] = {}
+        self.pacer = pacer or HostPacer()
+        self.throttle = Throttle.from_delay(settings.delay)
         # Requests in flight in this process (--concurrency), taken last: a task waiting for
-        # its host's slot or delay holds none.
+        # its host holds none.
         self.requests = asyncio.Semaphore(settings.concurrency)
         self.requests_in_flight = 0  # HTTP requests under way now (the live display's)
-        self.clocks: dict[str, HostClock] = {}
+        self.local: dict[str, _Local] = {}
         self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
         self.deferrals: dict[str, str] = {}  # host -> why it is left for the next run
+        self.spent: set[int] = set()  # frontier ids whose booking a request has used
+        self.floors: dict[str, float] = {}  # host -> Crawl-delay, for unbooked requests
+        self.requests_done = 0
 
     def deferred(self, url: str) -> str | None:
         """Why the URL's host is left for the next run (a Retry-After over
         --max-crawl-delay), or None."""
         return self.deferrals.get(host_key(url)) if self.deferrals else None
 
-    def saturated(self, url: str) -> bool:
-        """Are all of the URL's host's request slots in use in this process?"""
-        slot = self.slots.get(host_key(url))
-        return slot is not None and slot.locked()
-
     def wait(self, url: str) -> float:
         """Seconds before the URL's host may be asked again (Retry-After, backoff)."""
-        clock = self.clocks.get(host_key(url))
-        return 0.0 if clock is None else clock.waiting(time.monotonic())
+        local = self.local.get(host_key(url))
+        return 0.0 if local is None else max(local.blocked_until - time.monotonic(), 0.0)
+
+    def settle(self, booking: Booking) -> None:
+        """The task of `booking` is done with its host: a booking no request used frees its
+        slot, and keeps the start it booked."""
+        if booking.task.frontier_id in self.spent:
+            self.spent.discard(booking.task.frontier_id)
+        else:
+            self.pacer.done(HostDone(booking.host_id, 0.0, booking.delay))
 
     async def fetch(
         self,
         url: str,
         headers: Mapping[str, str] | None = None,
         max_redirects: int | None = None,
+        booking: Booking | None = None,
     ) -> FetchResult:
-        """Fetch politely: at most host_concurrency requests to a host at once and the
-        host's delay between their starts; across processes once others joined the run. At
-        most `concurrency` requests of this process are in flight at once."""
+        """Fetch politely: with a booking, at its start or later; without one (sitemaps), at
+        the host's delay from this process's last request to it. At most `concurrency`
+        requests of this process are in flight at once."""
         host = host_key(url)
-        slot = self.slots.get(host)
-        if slot is None:
-            slot = self.slots[host] = asyncio.Semaphore(self.settings.host_concurrency)
-            self.clocks.setdefault(host, HostClock(self.settings.delay))
-        clock = self.clocks[host]
-        async with slot:
-            shared = await self._shared_slot(host, clock) if self.gate is not None else None
-            wait = clock.reserve(time.monotonic()) if shared is None else shared[1]
-            try:
-                if wait > 0:
-                    await asyncio.sleep(wait)
+        local = self._local(host)
+        local.users += 1
+        try:
+            async with local.slot:
+                if booking is None:
+                    pause = local.clock.reserve(time.monotonic())
+                else:
+                    # A request of ours without a booking (a sitemap) may have just started.
+                    pause = local.clock.waiting(time.monotonic())
+                    local.clock.block_until(time.monotonic() + pause + booking.gap)
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 async with self.requests:
                     self.requests_in_flight += 1
+                    started = time.monotonic()
                     try:
                         result = await self.fetcher.fetch(
                             url, headers=headers, max_redirects=max_redirects
                         )
                     finally:
                         self.requests_in_flight -= 1
-            finally:
-                if shared is not None and self.gate is not None:
-                    with contextlib.suppress(DatabaseError):
-                        await self.gate.release(host, shared[0])
-            reason = deferral(result, self.settings)
-            if reason is not None:
-                self.deferrals.setdefault(host, reason)
-            elif result.status in THROTTLE_STATUSES:
-                now = time.monotonic()
-                seconds = asked_wait(result, self.settings)
-                if seconds is not None:
-                    clock.block_until(now + seconds)
-                else:
-                    clock.throttled(now)
-                if shared is not None and self.gate is not None:
-                    with contextlib.suppress(DatabaseError):
-                        await self.gate.block(host, clock.waiting(now))
-            return result
+                        if booking is not None:
+                            self.spent.add(booking.task.frontier_id)
+                self._paced(host, local, result, started, booking)
+        finally:
+            local.users -= 1
+            self.requests_done += 1
+            if self.requests_done % SWEEP_EVERY == 0:
+                self._sweep()
+        return result
 
-    async def _shared_slot(self, host: str, clock: HostClock) -> tuple[int, float] | None:
-        """A request slot of `host` from the database, once several processes share the run
-        (None while this process is alone: then the in-memory clock is enough)."""
-        gate = self.gate
-        assert gate is not None
-        if not await self.outage(gate.active):
-            return None
-        limit = self.settings.host_concurrency
-        while True:
-            got = await self.outage(lambda: gate.acquire(host, limit, clock.delay))
-            if got is not None:
-                return got
-            await asyncio.sleep(HOST_BUSY_WAIT)
+    def _local(self, host: str) -> _Local:
+        local = self.local.get(host)
+        if local is None:
+            delay = self.throttle.first
+            if host in self.floors:
+                delay = max(delay, self.floors[host])
+            slot = asyncio.Semaphore(self.settings.host_concurrency)
+            local = self.local[host] = _Local(HostClock(delay), slot)
+        return local
 
-    async def robots(self, url: str) -> RobotsPolicy:
+    def _paced(
+        self,
+        host: str,
+        local: _Local,
+        result: FetchResult,
+        started: float,
+        booking: Booking | None,
+    ) -> None:
+        """The host's pace after an answer: its next delay, blocks, deferral."""
+        now = time.monotonic()
+        status = result.status if result.error_kind is None else None
+        reason = deferral(result, self.settings)
+        if reason is not None:
+            self.deferrals.setdefault(host, reason)
+        elif result.status in THROTTLE_STATUSES:
+            seconds = asked_wait(result, self.settings)
+            if seconds is not None:
+                local.blocked_until = max(local.blocked_until, now + seconds)
+                if booking is not None:
+                    self.pacer.block(booking.host_id, seconds)
+            elif booking is None:
+                local.clock.throttled(now)
+                local.blocked_until = max(local.blocked_until, local.clock.next_at)
+        if booking is not None:
+            pace = self.throttle.after(booking.delay, now - started, status)
+            if result.status in THROTTLE_STATUSES and asked_wait(result, self.settings) is None:
+                local.blocked_until = max(local.blocked_until, started + pace.delay)
+            self.pacer.done(HostDone(booking.host_id, started, pace.delay))
+
+    def _sweep(self) -> None:
+        """Forget hosts with nothing of this process in flight, waiting or blocked."""
+        now = time.monotonic()
+        idle = [
+            host
+            for host, local in self.local.items()
+            if local.users == 0 and local.clock.next_at < now and local.blocked_until < now
+        ]
+        for host in idle:
+            del self.local[host]
+
+    async def robots(self, url: str, booking: Booking | None = None) -> RobotsPolicy:
         """The policy of the URL's origin: cached (ROBOTS_TTL; a failed fetch of robots.txt
-        for less long), else fetched once however many tasks ask at the same time. A host
-        left for the next run is not asked again: the last policy stands."""
+        for less long), else fetched once however many tasks ask at the same time, with
+        the booking of the task that asked first (`spent` then holds its id). A host left
+        for the next run is not asked again: the last policy stands."""
         key = origin(url)
         cached = self.policies.get(key)
         now = time.monotonic()
@@ -162,7 +205,9 @@ class Hosts:
             cached = self.policies.get(key)
             if cached is not None and cached[0] > time.monotonic():
                 return cached[1]
-            result = await self.fetch(key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS)
+            result = await self.fetch(
+                key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS, booking=booking
+            )
             status = result.status if result.error_kind is None else None
             if result.error_kind is ErrorKind.BLOCKED_ADDRESS:
                 # A refused host: there is no robots.txt to obey; each fetch fails, and is
@@ -181,7 +226,15 @@ class Hosts:
                 ttl = ROBOTS_DOWN_TTL if down else ROBOTS_RETRY_TTL
             self.policies[key] = (time.monotonic() + ttl, policy)
             if policy.crawl_delay:
-                delay = min(policy.crawl_delay, self.settings.max_crawl_delay)
-                clock = self.clocks.setdefault(host_key(url), HostClock())
-                clock.delay = max(self.settings.delay, delay)
+                self._crawl_delay(host_key(url), policy.crawl_delay)
             return policy
+
+    def _crawl_delay(self, host: str, seconds: float) -> None:
+        """robots.txt's Crawl-delay (capped at --max-crawl-delay): the least delay of the
+        host for every process of the run."""
+        delay = min(seconds, self.settings.max_crawl_delay)
+        self.floors[host] = delay
+        local = self.local.get(host)
+        if local is not None:
+            local.clock.delay = max(local.clock.delay, delay)
+        self.pacer.min_delay(host, delay)

@@ -1,11 +1,16 @@
-"""The worker pool: it claims tasks, runs workers over them, drains, and renews leases.
+"""The worker pool: it claims bookings, starts each at its time, drains, and renews leases.
 
-A feeder claims batches from the `Frontier` into a small local queue; N workers take tasks
-from it and hand each to the `TaskRunner` (crawler.runner), which decides and stores. The
-run ends when the frontier holds no open row (queued, or leased by any process), when the
-page budget or time budget is spent, on `stop()`, or when the database gives the run up
-(`DatabaseOutage`). Sitemap reading and loop-lag measurement run beside the workers, in
-rooms of their own (crawler.sitemap_feed, crawler.loop_health).
+A feeder claims `Booking`s from the host-aware `Frontier` (crawler.db.host_frontier): tasks of
+hosts that may be fetched now or within a moment, each with its host's slot and start booked
+for it. A booking due now goes to the workers' queue; one due later goes there at its start
+(a timer), so no worker sits on a host that is busy. N workers take tasks from the queue and
+hand each to the `TaskRunner` (crawler.runner), which decides, fetches in the booking, and
+stores. What the requests taught of their hosts (slots freed, next starts, Retry-After,
+Crawl-delay) waits in the `HostPacer` (crawler.pacer) until the feeder writes it, just before
+its next claim. The run ends when the frontier holds no open row (queued, or leased by any
+process), when the page budget or time budget is spent, on `stop()`, or when the database
+gives the run up (`DatabaseOutage`). Sitemap reading and loop-lag measurement run beside the
+workers, in rooms of their own (crawler.sitemap_feed, crawler.loop_health).
 
 The pool sees only Protocols (crawler.seams); run.py wires in PostgreSQL and aiohttp.
 """
@@ -24,25 +29,25 @@ from crawler.kinds import RunOutcome
 from crawler.known import KnownUrls
 from crawler.loop_health import LagMeter, tuned_gc
 from crawler.outage import DatabaseOutage
+from crawler.pacer import HostPacer
 from crawler.parse_workers import InlineParser, Parser
-from crawler.records import CrawlTask, RunStats
+from crawler.records import Booking, RunStats
 from crawler.runner import TaskRunner
 from crawler.scope import Scope
-from crawler.seams import Fetcher, Frontier, HostGate, Store
+from crawler.seams import Fetcher, Frontier, Store
 from crawler.sitemap_feed import SitemapFeed
 
-# Seconds the feeder waits when there is nothing to claim (doubling up to IDLE_MAX), unless
-# a task is done first: its links may be claimable.
-IDLE_FIRST = 0.01
-IDLE_MAX = 1.0
-MAX_LOOKAHEAD = 8  # batches claimed ahead when every queued task's host is busy
-SATURATED_PAUSE = 0.01
+# Seconds between claims that found less than they asked for: hosts come due meanwhile, and
+# finished requests free slots. Claims that filled their batch follow each other at once.
+CLAIM_EVERY = 0.01
+IDLE_CLAIM = 0.1  # seconds between claims while nothing is claimable (hosts not due yet)
 GRACE = 5.0  # seconds in-flight tasks get to finish after stop()
 # Workers a request slot (--concurrency; Hosts caps the requests in flight). A worker waits
 # for its page's write after the fetch, and meanwhile the spare workers keep the requests
 # going; with one worker a slot, the slots of the pages in the batch being written stood
 # idle (README, "Performance").
 WORKERS_PER_SLOT = 2
+REAP_EVERY = 5.0  # seconds between looks for leases and bookings that ran out
 
 
 class Pool:
@@ -55,7 +60,6 @@ class Pool:
         store: Store,
         *,
         sitemap_origins: tuple[str, ...] = (),
-        gate: HostGate | None = None,
         parser: Parser | None = None,
     ) -> None:
         self.settings = settings
@@ -63,15 +67,16 @@ class Pool:
         self.stats = RunStats()
         self.budget = settings.max_pages or None  # per invocation
         self.deadline = time.monotonic() + settings.max_duration if settings.max_duration else None
-        self.in_flight: set[int] = set()
-        self.unstarted: list[int] = []
-        self.queue: asyncio.Queue[CrawlTask] = asyncio.Queue()
+        self.in_flight: set[int] = set()  # claimed, not done: waiting, queued or worked on
+        self.started: set[int] = set()  # of those, handed to the runner
+        self.timers: dict[int, asyncio.TimerHandle] = {}  # bookings not due yet
+        self.queue: asyncio.Queue[Booking] = asyncio.Queue()
         self.progress = asyncio.Event()
         self.stopping = False
-        self.waiting_on_hosts = 0
         self.known = KnownUrls()
         self.outage = DatabaseOutage(settings.database_wait, self.stop)
-        self.hosts = Hosts(settings, fetcher, gate, self.outage)
+        self.pacer = HostPacer()
+        self.hosts = Hosts(settings, fetcher, self.pacer)
         self.lag = LagMeter()
         self.runner = TaskRunner(
             settings,
@@ -126,10 +131,7 @@ class Pool:
                 for task in workers + helpers:
                     task.cancel()
                 await asyncio.gather(*workers, *helpers, return_exceptions=True)
-                leftover = list(self.in_flight) + self.unstarted
-                self.in_flight.clear()
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.frontier.release(leftover))
+                await asyncio.shield(self._hand_back())
                 self.stats.finished_at = time.monotonic()
                 self.stats.loop_lag_ms = self.lag.summary()
         fatal = self.outage.fatal
@@ -139,9 +141,26 @@ class Pool:
             raise fatal
         return outcome
 
+    async def _hand_back(self) -> None:
+        """Give back what this process still holds: tasks never started with their hosts'
+        slots, started ones whose requests are already accounted for."""
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        started = [i for i in self.in_flight if i in self.started]
+        unstarted = [i for i in self.in_flight if i not in self.started]
+        self.in_flight.clear()
+        with contextlib.suppress(Exception):
+            await self.pacer.flush(self.frontier)
+        with contextlib.suppress(Exception):
+            await self.frontier.release(unstarted)
+        with contextlib.suppress(Exception):
+            await self.frontier.requeue(started)
+
     async def _feed(self) -> RunOutcome:
-        idle = IDLE_FIRST
         batch = max(1, min(self.settings.concurrency, 64))
+        room = WORKERS_PER_SLOT * self.settings.concurrency + batch
+        last_claim = 0.0
         while not self.stopping:
             # Cleared before we look: progress made while we claim (a task done, stop())
             # then ends the wait below at once instead of being lost with the clear.
@@ -150,36 +169,54 @@ class Pool:
                 return RunOutcome.LIMIT
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 return RunOutcome.TIMEOUT
-            # Claim ahead of the workers; further ahead while they find only busy hosts'
-            # tasks, so other hosts' work comes into view.
-            ahead = batch * (MAX_LOOKAHEAD if self.waiting_on_hosts else 1)
-            if self.queue.qsize() >= ahead:
-                await self._wait(1.0)
+            n = min(batch, room - len(self.in_flight))
+            if self.budget is not None:
+                n = min(n, self.budget)
+            if n <= 0:
+                await self._wait(IDLE_CLAIM)
                 continue
-            n = batch if self.budget is None else min(batch, self.budget)
+            # Claims that found less than asked wait for slots to free and hosts to come due.
+            pause = last_claim + CLAIM_EVERY - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
             try:
-                tasks = await self.outage(functools.partial(self.frontier.claim, n))
+                await self.outage(functools.partial(self.pacer.flush, self.frontier))
+                last_claim = time.monotonic()
+                bookings = await self.outage(functools.partial(self.frontier.claim, n))
             except (DatabaseUnavailable, DatabaseFull):
                 break
-            if tasks:
-                idle = IDLE_FIRST
+            if bookings:
                 if self.budget is not None:
-                    self.budget -= len(tasks)
-                for task in tasks:
-                    self.known.add(task.url)
-                    self.in_flight.add(task.frontier_id)
-                    self.queue.put_nowait(task)
-                continue
-            if not self.in_flight and self.sitemaps.done:
+                    self.budget -= len(bookings)
+                self._schedule(bookings)
+                if len(bookings) == n:
+                    last_claim = 0.0  # a full batch: there may be more ready at once
+                    continue
+            elif not self.in_flight and self.sitemaps.done:
                 try:
                     open_rows = await self.outage(self.frontier.open_count)
                 except (DatabaseUnavailable, DatabaseFull):
                     break
                 if open_rows == 0:
                     return RunOutcome.FINISHED
-            await self._wait(idle)
-            idle = min(idle * 2, IDLE_MAX)
+            await self._wait(IDLE_CLAIM)
         return RunOutcome.STOPPED
+
+    def _schedule(self, bookings: list[Booking]) -> None:
+        """Each booking to the workers at its start: at once, or by a timer."""
+        loop = asyncio.get_running_loop()
+        for booking in bookings:
+            fid = booking.task.frontier_id
+            self.known.add(booking.task.url)
+            self.in_flight.add(fid)
+            if booking.wait <= 0:
+                self.queue.put_nowait(booking)
+            else:
+                self.timers[fid] = loop.call_later(booking.wait, self._due, booking)
+
+    def _due(self, booking: Booking) -> None:
+        if self.timers.pop(booking.task.frontier_id, None) is not None:
+            self.queue.put_nowait(booking)
 
     async def _wait(self, seconds: float) -> None:
         """Wait for progress since the caller last cleared `progress`, at most `seconds`."""
@@ -189,16 +226,18 @@ class Pool:
 
     async def _drain(self, grace: float | None, *, keep_queued: bool) -> None:
         """Wait for the tasks being worked on (at most `grace` seconds if given). Tasks claimed
-        but not started are handed back, unless `keep_queued` (the run is finishing anyway)."""
+        but not started are handed back (`_hand_back`), unless `keep_queued` (the run is
+        finishing anyway: they are started at their time)."""
         if not keep_queued:
+            for handle in self.timers.values():
+                handle.cancel()
+            self.timers.clear()
             while not self.queue.empty():
-                task = self.queue.get_nowait()
-                self.in_flight.discard(task.frontier_id)
-                self.unstarted.append(task.frontier_id)
+                self.queue.get_nowait()
         deadline = None if grace is None else time.monotonic() + grace
         while True:
             self.progress.clear()
-            if not self.in_flight:
+            if not (self.started & self.in_flight) and (not keep_queued or not self.in_flight):
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 return
@@ -206,26 +245,29 @@ class Pool:
 
     async def _renew(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 1.0)
+        renewed = reaped = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(interval, REAP_EVERY))
+            now = time.monotonic()
             with contextlib.suppress(Exception):
-                await self.frontier.renew(list(self.in_flight))
+                if now - renewed >= interval:
+                    renewed = now
+                    await self.frontier.renew(list(self.in_flight))
+                if now - reaped >= REAP_EVERY:
+                    reaped = now
+                    await self.frontier.reap()
 
     async def _worker(self) -> None:
         while True:
-            task = await self.queue.get()
-            if self.hosts.saturated(task.url) and not self.queue.empty():
-                # Its host has every slot busy: take another host's task first, rather than
-                # wait here while other hosts could be crawled.
-                self.queue.put_nowait(task)
-                self.waiting_on_hosts += 1
-                if self.waiting_on_hosts == 1:
-                    self.progress.set()  # the feeder claims further ahead
-                await asyncio.sleep(SATURATED_PAUSE)
-                continue
-            self.waiting_on_hosts = 0
+            booking = await self.queue.get()
+            task = booking.task
+            if self.stopping:
+                continue  # not started: handed back with its host's slot (_hand_back)
+            self.started.add(task.frontier_id)
             try:
-                await self.runner.run(task)
+                if await self.runner.run(task, booking) and self.budget is not None:
+                    self.budget += 1  # untried: its booking read robots.txt
             finally:
                 self.in_flight.discard(task.frontier_id)
+                self.started.discard(task.frontier_id)
                 self.progress.set()

@@ -1,7 +1,7 @@
 """Wiring and the run lifecycle: database (embedded or given), migrations, run, pool, summary.
 
-The one module that knows the concrete classes: it plugs `PgFrontier`, `PgStore`,
-`PgHostGate` and `HttpFetcher` (inside the `RenderingFetcher` of --render) into the pool's
+The one module that knows the concrete classes: it plugs `PgHostFrontier`, `PgStore`
+and `HttpFetcher` (inside the `RenderingFetcher` of --render) into the pool's
 seams (crawler.seams). The database, the HTTP client, the parser and the browser are async
 context managers opened here and closed in reverse order on any exit; the run's lock is held
 for the whole crawl.
@@ -28,8 +28,7 @@ from typing import Any
 from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
-from crawler.db.frontier import PgFrontier
-from crawler.db.host_gate import PgHostGate
+from crawler.db.host_frontier import PgHostFrontier
 from crawler.db.query import other_clients
 from crawler.db.store import PgStore
 from crawler.errors import ConfigError, DatabaseError, DatabaseFull, RunLocked
@@ -57,6 +56,7 @@ from crawler.render.guard import BrowserRules
 from crawler.scope import Scope
 from crawler.stored import with_stored
 from crawler.summary import Summary
+from crawler.throttle import PaceMode, Throttle
 from crawler.urls import origin
 
 log = logging.getLogger("crawler")
@@ -150,7 +150,7 @@ async def crawl(
                             log.info("%s", news)
                 # The crawl is ours now: record the seeds and settings given now.
                 crawl_info = await runs.ensure_crawl(db, name, settings.seeds, settings.to_json())
-                run = await _open_run(db, crawl_info, new_run=new_run, seeds=settings.seeds)
+                run = await _open_run(db, settings, crawl_info, new_run=new_run)
             keeper = None if join else asyncio.create_task(_keep_lock(lock, crawl_info.name))
             try:
                 budget = (given or {}).get("max_pages", "--max-pages")
@@ -190,9 +190,13 @@ async def _join_run(db: Database, crawl_info: runs.CrawlInfo) -> runs.RunInfo:
 
 
 async def _open_run(
-    db: Database, crawl_info: runs.CrawlInfo, *, new_run: bool, seeds: tuple[str, ...]
+    db: Database, settings: Settings, crawl_info: runs.CrawlInfo, *, new_run: bool
 ) -> runs.RunInfo:
-    run = await runs.open_run(db, crawl_info, new_run=new_run, seeds=seeds)
+    throttle = Throttle.from_delay(settings.delay)
+    pace = runs.HostPace(
+        settings.host_concurrency, throttle.first, fixed=throttle.mode is PaceMode.FIXED
+    )
+    run = await runs.open_run(db, crawl_info, new_run=new_run, seeds=settings.seeds, pace=pace)
     if run.resumed:
         # Leases of processes that died (kill -9, exit 3) need not wait out their time.
         freed = await runs.free_dead_leases(db, run.id)
@@ -224,7 +228,7 @@ async def _crawl_run(
     max_pages_from: str = "--max-pages",
 ) -> Summary:
     owner = PROCESS_ID
-    frontier = PgFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
+    frontier = PgHostFrontier(db, crawl_info.id, run.id, owner, settings.lease_seconds)
     store = PgStore(db, crawl_info.id, run.id, owner)
     # Seeds that cannot be fetched were completed as failed (_open_run): no host of theirs.
     seeds = tuple(s for s in crawl_info.seeds if why_unfetchable(s) is None)
@@ -256,7 +260,6 @@ async def _crawl_run(
             fetcher,
             store,
             sitemap_origins=origins,
-            gate=PgHostGate(db, run.id, slot_ttl=_slot_ttl(settings)),
             parser=parser,
         )
         await _fail_unfetchable(db, run.id, pool.stats)
@@ -350,16 +353,6 @@ def _rendering(
     rules = BrowserRules(plain.address_policy, robots=robots)
     options = RenderOptions.from_settings(settings)
     return RenderingFetcher(plain, RenderMode(settings.render), options, rules)
-
-
-def _slot_ttl(settings: Settings) -> float:
-    """How long a shared host slot may be held: longer than any one fetch may take."""
-    longest = settings.total_timeout or settings.connect_timeout + settings.read_timeout
-    ttl = longest * (settings.max_redirects + 1) + 30.0
-    if settings.render != RenderMode.NEVER:  # a page is rendered within its slot
-        o = RenderOptions.from_settings(settings)
-        ttl += o.navigation_timeout + o.settle_timeout + o.read_timeout
-    return ttl
 
 
 @contextlib.contextmanager

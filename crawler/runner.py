@@ -1,7 +1,8 @@
 """One claimed task, from its decisions to its one store call: `TaskRunner.run(task)`.
 
 The policy lives in crawler.decide as pure functions; the runner gathers the facts they
-need (robots.txt and host waits from `Hosts`, the page budget from `Scope`), asks them, and
+need (robots.txt and host waits from `Hosts`, which makes the task's request in its
+`Booking`, the page budget from `Scope`), asks them, and
 applies each decision with one `match`: one call of the `Store` (through the pool's
 `DatabaseOutage`) and one `RunStats.record`. It owns the hosts, the parser, the store, the
 scope and the stats, and keeps the known-URL cache up to date with what it queues.
@@ -35,7 +36,7 @@ from crawler.known import KnownUrls
 from crawler.outage import DatabaseOutage
 from crawler.parse import content_hash, stored_page
 from crawler.parse_workers import Parser
-from crawler.records import CrawlTask, FetchResult, PageRecord, RunStats
+from crawler.records import Booking, CrawlTask, FetchResult, PageRecord, RunStats
 from crawler.render.contract import RenderedResult
 from crawler.scope import Scope
 from crawler.seams import Store
@@ -65,18 +66,28 @@ class TaskRunner:
         self.stats = stats
         self.known = known
 
-    async def run(self, task: CrawlTask) -> None:
-        """Take the task to its end; never raises but for cancellation."""
+    async def run(self, task: CrawlTask, booking: Booking | None = None) -> bool:
+        """Take the task to its end, its request in its `booking` (the host's slot and start
+        from the frontier); never raises but for cancellation. True: the task went back to
+        the queue untried, its booking spent on the host's robots.txt."""
         try:
-            await self._run(task)
+            return await self._run(task, booking)
         except (DatabaseUnavailable, DatabaseFull):
             pass  # the outage has given the run up; the task's lease expires, it is redone
         except Exception as exc:  # a bug, or one record the database refuses
             await self._failed(task, exc)
+        finally:
+            if booking is not None:
+                self.hosts.settle(booking)
+        return False
 
-    async def _run(self, task: CrawlTask) -> None:
+    async def _run(self, task: CrawlTask, booking: Booking | None) -> bool:
         settings = self.settings
-        robots = None if settings.ignore_robots else await self.hosts.robots(task.url)
+        robots = None if settings.ignore_robots else await self.hosts.robots(task.url, booking)
+        if booking is not None and task.frontier_id in self.hosts.spent:
+            # Reading robots.txt took the booking: the page waits for one of its own.
+            await self.outage(lambda: self.store.postpone(task, 0.0))
+            return True
         deferred = self.hosts.deferred(task.url)
         decision: Decision | None = decide.admit(task, settings, robots, deferred)
         result: FetchResult | None = None
@@ -84,7 +95,7 @@ class TaskRunner:
             budget = self.scope.charge(task.url) if task.attempts == 1 else None
             decision = decide.schedule(task, budget, self.hosts.wait(task.url))
             if type(decision) is Fetch:
-                result = await self.hosts.fetch(task.url, decision.headers)
+                result = await self.hosts.fetch(task.url, decision.headers, booking=booking)
                 wait = self.hosts.wait(task.url) if result.retryable else 0.0
                 decision = decide.judge(task, result, settings, wait)
         match decision:
@@ -122,6 +133,7 @@ class TaskRunner:
                 self.stats.record(TaskOutcome.POSTPONED)
             case Fetch():  # pragma: no cover - replaced by the fetch's verdict above
                 raise AssertionError("a Fetch decision is never applied")
+        return False
 
     async def _parsed(self, task: CrawlTask, result: FetchResult) -> PageRecord:
         """The record of an HTML page: parsed, with its new in-scope links to queue."""

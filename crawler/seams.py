@@ -3,12 +3,13 @@
 - `Fetcher`    one way to fetch a URL into a `FetchResult`: `fetch.HttpFetcher` (aiohttp);
                a browser that renders pages is one more Fetcher. `Hosts` calls it inside
                its politeness (slots, delays, Retry-After), whatever it is.
-- `Frontier`   the run's queue of tasks: claimed with a lease, renewed, released
-               (`db.frontier.PgFrontier`). The pool claims; the runner never does.
+- `Frontier`   the run's queue of tasks, handed out by host readiness: claimed as
+               `Booking`s (a task with its host's slot and start booked), renewed,
+               released; it paces the hosts (`db.host_frontier.PgHostFrontier`). The pool
+               claims; the runner never does.
 - `Store`      what the runner records and reads for a task: complete, retry_later, skip,
                postpone, its stored links, sitemap entries (`db.store.PgStore`;
                tests/unit/memory_store.py keeps it in memory).
-- `HostGate`   per-host request slots shared by the processes of a run (`db.host_gate`).
 
 Each method raises only crawler errors: `DatabaseUnavailable` (wait and retry) or
 `DatabaseRefused` (report it), never a driver's or HTTP library's own.
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
-from crawler.records import CrawlTask, FetchResult, PageRecord
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone, PageRecord
 
 
 class Fetcher(Protocol):
@@ -37,8 +38,21 @@ class Fetcher(Protocol):
 
 
 class Frontier(Protocol):
-    async def claim(self, n: int) -> list[CrawlTask]:
-        """Lease up to `n` due tasks to this process."""
+    async def claim(self, n: int) -> list[Booking]:
+        """Lease up to `n` tasks of hosts that may be fetched now (or within a moment: each
+        booking says when its request may start), booking each host for them."""
+        ...
+
+    async def finish(self, done: list[HostDone]) -> None:
+        """Free the slots of finished requests and pace their hosts."""
+        ...
+
+    async def block(self, host_id: int, seconds: float) -> None:
+        """No request to the host from any process for `seconds` (Retry-After)."""
+        ...
+
+    async def set_min_delay(self, host: str, seconds: float) -> None:
+        """The host's least delay between request starts (robots.txt's Crawl-delay)."""
         ...
 
     async def open_count(self) -> int:
@@ -46,7 +60,16 @@ class Frontier(Protocol):
         ...
 
     async def release(self, ids: list[int]) -> None:
-        """Give leased tasks back, unfinished."""
+        """Give leased tasks whose request never started back, and their hosts' slots."""
+        ...
+
+    async def requeue(self, ids: list[int]) -> None:
+        """Give leased tasks back whose bookings are already finished."""
+        ...
+
+    async def reap(self) -> tuple[int, int]:
+        """Requeue rows whose lease expired, free slots whose bookings expired (a killed
+        process's): (rows, hosts)."""
         ...
 
     async def renew(self, ids: list[int]) -> None:
@@ -79,12 +102,3 @@ class Store(Protocol):
     async def enqueue_listed(self, entries: list[tuple[str, datetime | None]], depth: int) -> int:
         """Queue a sitemap's URLs with their lastmod; return how many rows changed."""
         ...
-
-
-class HostGate(Protocol):
-    """Per-host request slots shared by the processes of a run."""
-
-    async def active(self) -> bool: ...
-    async def acquire(self, host: str, slots: int, delay: float) -> tuple[int, float] | None: ...
-    async def release(self, host: str, slot: int) -> None: ...
-    async def block(self, host: str, seconds: float) -> None: ...

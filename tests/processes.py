@@ -10,6 +10,8 @@ import signal
 import sys
 from dataclasses import dataclass
 
+from tests.speed import FAST_ENV
+
 
 async def wait_or_kill(proc: asyncio.subprocess.Process, seconds: float) -> int:
     """Wait up to `seconds` for `proc` (started with start_new_session=True); on timeout or
@@ -35,7 +37,7 @@ class Done:
 
 async def crawler_cli(*args: str, db_url: str, seconds: float = 60.0) -> Done:
     """Run `python -m crawler ARGS --database-url DB` without CRAWLER_* from our environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

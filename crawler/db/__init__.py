@@ -6,12 +6,12 @@
 - schema.py     the check at every open that the head revision's tables and views exist
 - access.py     the database of an existing crawl, for read commands (no crawl machinery)
 - runs.py       crawls, runs and the crawl lock
-- frontier.py   claim / lease / renew / release (`PgFrontier`)
-- host_frontier.py  host-aware claims booked per host (`PgHostFrontier`; not wired in yet)
+- frontier.py   the lease check every task write makes, the open-row count
+- host_frontier.py  claims by host readiness, each host booked: slots, starts, pace
+                (`PgHostFrontier`), renew, release, reap
 - store.py      what the runner records and reads for a task (`PgStore`)
 - writer.py     the write path: one writer task, one statement a batch of completed tasks
 - batch.py      that batch statement and its parameters
-- host_gate.py  per-host slots shared by the processes of a run (`PgHostGate`)
 - bodies.py     stored response bodies (--store-body, `crawler reparse`)
 - reports.py    the queries behind the report commands
 - report_queries.py, report_tables.py  the queries behind `crawler report`

@@ -31,9 +31,15 @@ from collections.abc import Sequence
 from sqlalchemy import text
 
 from crawler.db.database import Database
+from crawler.db.frontier import OPEN_ROWS
 from crawler.records import Booking, CrawlTask, HostDone
 
-_PREPARE = text(
+# The pace a run's hosts start at: new hosts take it from `frontier_runs` (the insert trigger
+# of migration 0008), the run's known hosts get its slots now, and its delay when fixed
+# (--delay given; adaptive delays learnt so far are kept). Run before a run's seeds are
+# queued (`runs.open_run`). It touches only rows that differ: a joining process with the
+# same settings writes nothing.
+PREPARE = text(
     """
     WITH run AS (
         INSERT INTO frontier_runs (run_id, host_slots, first_delay)
@@ -41,7 +47,9 @@ _PREPARE = text(
         ON CONFLICT (run_id) DO UPDATE SET host_slots = excluded.host_slots,
             first_delay = excluded.first_delay
     )
-    UPDATE frontier_hosts SET slots = :slots WHERE run_id = :run_id AND slots <> :slots
+    UPDATE frontier_hosts SET slots = :slots,
+        delay = CASE WHEN :fixed THEN :delay ELSE delay END
+    WHERE run_id = :run_id AND (slots <> :slots OR (:fixed AND delay <> :delay))
     """
 )
 
@@ -213,8 +221,6 @@ _REAP = text(
     """
 )
 
-_OPEN = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
-
 REAP_LIMIT = 1000
 
 
@@ -245,10 +251,10 @@ class PgHostFrontier:
         self.lookahead = lookahead
         self.idle = idle
 
-    async def prepare(self, host_slots: int, first_delay: float) -> None:
-        """Set the slots and first delay of the run's hosts: call before queueing seeds."""
-        params = {"run_id": self.run_id, "slots": host_slots, "delay": first_delay}
-        await self.db.execute(_PREPARE, params)
+    async def prepare(self, host_slots: int, first_delay: float, *, fixed: bool = True) -> None:
+        """Set the slots and first delay of the run's hosts (see PREPARE)."""
+        params = {"run_id": self.run_id, "slots": host_slots, "delay": first_delay, "fixed": fixed}
+        await self.db.execute(PREPARE, params)
 
     async def claim(self, n: int) -> list[Booking]:
         """Up to `n` tasks of ready hosts, each host booked for them."""
@@ -310,7 +316,7 @@ class PgHostFrontier:
 
     async def open_count(self) -> int:
         """Rows of the run not done yet (queued, or leased by any process)."""
-        row = await self.db.first(_OPEN, {"run_id": self.run_id})
+        row = await self.db.first(OPEN_ROWS, {"run_id": self.run_id})
         return int(row[0]) if row is not None else 0
 
     async def release(self, ids: list[int]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crawler.db.database import DB_ERRORS, Database, translate
 from crawler.db.frontier import OPEN_ROWS
+from crawler.db.host_frontier import PREPARE
 from crawler.kinds import RunStatus
 from crawler.summary import RunTotals
 
@@ -33,6 +34,16 @@ class CrawlInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class HostPace:
+    """How a run's hosts start: request slots each, the delay of a host nothing is known of,
+    and whether that delay is fixed (--delay given) or adaptive."""
+
+    slots: int
+    first_delay: float
+    fixed: bool
+
+
+@dataclass(frozen=True)
 class RunInfo:
     id: int
     crawl: CrawlInfo
@@ -192,6 +203,17 @@ _FREE_DEAD_LEASES = text(
       )
     """
 )
+# The request slots their bookings held: a host with no leased row has no request booked.
+_FREE_DEAD_SLOTS = text(
+    """
+    UPDATE frontier_hosts h SET in_flight = 0, busy_until = NULL
+    WHERE h.run_id = :run_id AND h.in_flight > 0
+      AND NOT EXISTS (
+          SELECT 1 FROM frontier f
+          WHERE f.run_id = h.run_id AND f.host = h.host AND f.state = 'leased'
+      )
+    """
+)
 
 _OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
 _FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
@@ -227,19 +249,29 @@ async def join_run(db: Database, crawl: CrawlInfo) -> RunInfo | None:
 
 
 async def open_run(
-    db: Database, crawl: CrawlInfo, *, new_run: bool = False, seeds: tuple[str, ...] = ()
+    db: Database,
+    crawl: CrawlInfo,
+    *,
+    new_run: bool = False,
+    seeds: tuple[str, ...] = (),
+    pace: HostPace | None = None,
 ) -> RunInfo:
     """Resume the crawl's unfinished run (adding `seeds` to it: the seeds given now), or
-    start a new one seeded from the crawl's seeds."""
+    start a new one seeded from the crawl's seeds. `pace`: its hosts' slots and first delay
+    (the default: one slot, no delay)."""
+    pace = pace or HostPace(1, 0.0, fixed=True)
+    params = {"slots": pace.slots, "delay": pace.first_delay, "fixed": pace.fixed}
     async with db.transaction() as session:
         if not new_run:
             run_id = (await session.execute(_UNFINISHED_RUN, {"crawl_id": crawl.id})).scalar()
             if run_id is not None:
                 await session.execute(_MARK_RUNNING, {"run_id": run_id})
+                await session.execute(PREPARE, {**params, "run_id": run_id})
                 if seeds:
                     await session.execute(_ENQUEUE_SEEDS, {"run_id": run_id, "urls": list(seeds)})
                 return RunInfo(int(run_id), crawl, resumed=True)
         run_id = (await session.execute(_NEW_RUN, {"crawl_id": crawl.id})).scalar_one()
+        await session.execute(PREPARE, {**params, "run_id": run_id})
         await session.execute(_ENQUEUE_SEEDS, {"run_id": run_id, "urls": list(crawl.seeds)})
         await session.execute(_ENQUEUE_KNOWN, {"run_id": run_id, "crawl_id": crawl.id})
     return RunInfo(int(run_id), crawl, resumed=False)
@@ -303,6 +335,7 @@ async def free_dead_leases(db: Database, run_id: int) -> int:
     """Return to the queue the URLs leased by processes with no session on the server."""
     async with db.transaction() as session:
         result = await session.execute(_FREE_DEAD_LEASES, {"run_id": run_id})
+        await session.execute(_FREE_DEAD_SLOTS, {"run_id": run_id})
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 

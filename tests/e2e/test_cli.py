@@ -25,6 +25,7 @@ import pytest
 from crawler.db import embedded
 from crawler.errors import DatabaseUnavailable
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_endless_site, serve_site
+from tests.speed import FAST_ENV
 from tests.sql import plain_url
 
 ANSI = re.compile(r"\x1b\[")
@@ -50,7 +51,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith("CRAWLER_") and k not in NOT_INHERITED
-    }
+    } | FAST_ENV
     env.update(extra or {})
     return env
 

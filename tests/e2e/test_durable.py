@@ -32,6 +32,7 @@ from crawler.config import normalise_database_url
 from crawler.db import embedded
 from crawler.errors import DatabaseUnavailable
 from tests.sitegen import Manifest, generate, serve_directory
+from tests.speed import FAST_ENV
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -52,7 +53,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith("CRAWLER_") and k not in NOT_INHERITED
-    }
+    } | FAST_ENV
     env.update(extra or {})
     return env
 

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from tests.site import EXPECTED_HTML, serve_site
+from tests.speed import FAST_ENV
 from tests.sql import plain_url
 
 CHILD_TIMEOUT = 60.0
@@ -39,7 +40,7 @@ all = true
 
 
 async def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -25,6 +25,7 @@ import pytest
 from crawler.db import embedded, embedded_access
 from crawler.errors import DatabaseUnavailable
 from tests.sitegen import Manifest, generate, serve_directory
+from tests.speed import FAST_ENV
 
 pytestmark = pytest.mark.db
 
@@ -83,7 +84,7 @@ def used_mb(mount_point: Path) -> int:
 
 
 async def crawler(*args: str, cwd: Path) -> Done:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "crawler", *args,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -14,13 +14,14 @@ import pytest
 import typer
 
 from crawler.cli import app
+from tests.speed import FAST_ENV
 
 README = Path(__file__).parents[2] / "README.md"
 TIMEOUT = 60
 
 
 def crawler(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    child = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    child = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     child.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "crawler", *args],

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from tests.processes import wait_or_kill
 from tests.sitegen import DISALLOW, Manifest, generate, served_path
+from tests.speed import FAST_ENV
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -117,7 +118,7 @@ async def cli(*args: str, folder: Path) -> Done:
         k: v
         for k, v in os.environ.items()
         if not k.startswith("CRAWLER_") and k not in NOT_INHERITED
-    }
+    } | FAST_ENV
     n = next(_numbers)
     out_path, err_path = folder / f"cli-{n}.out", folder / f"cli-{n}.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:

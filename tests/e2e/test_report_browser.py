@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.report.charts import CHARTS
 from crawler.run import crawl
 from tests.site import serve_site
+from tests.speed import FAST_ENV, fast_settings
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
@@ -66,7 +66,7 @@ def _chromium() -> str:
 
 
 async def _report(db_url: str, out: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -98,7 +98,7 @@ async def test_the_report_in_chromium(db_url: str, tmp_path: Path) -> None:
     executable = _chromium()
 
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
         await crawl(settings)
         await crawl(settings)
     out = tmp_path / "report.html"

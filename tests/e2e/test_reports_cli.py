@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.run import crawl
 from tests.processes import Done, crawler_cli
 from tests.site import EXPECTED_HTML, serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -32,7 +32,7 @@ async def cli(*args: str, db_url: str) -> Done:
 async def crawled(db_url: str) -> AsyncIterator[tuple[str, str, list[int]]]:
     """(database URL, site base URL, run ids) after two crawls of the fixture site."""
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
         runs = [(await crawl(settings)).run_id, (await crawl(settings)).run_id]
     yield db_url, base, runs
 

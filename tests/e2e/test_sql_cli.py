@@ -23,6 +23,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.speed import FAST_ENV
+
 CHILD_TIMEOUT = 60.0
 VALUES = (
     'SELECT 1 AS n, \'{"a": 1, "b": [true, null]}\'::jsonb AS doc, \'"x"\'::jsonb AS js,'
@@ -44,7 +46,7 @@ class Done:
 
 async def cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Done:
     """Run `python -m crawler ARGS` without CRAWLER_* from our environment."""
-    child = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    child = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     child.pop("COLUMNS", None)
     child.update(env or {})
     process = await asyncio.create_subprocess_exec(

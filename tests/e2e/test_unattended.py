@@ -23,6 +23,7 @@ import pytest
 
 from tests.processes import wait_or_kill
 from tests.site import EXPECTED_HTML, serve_endless_site, serve_site
+from tests.speed import FAST_ENV
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -61,7 +62,7 @@ async def cron(*args: str, home: Path) -> Done:
     n = next(_numbers)
     out_path, err_path = home.parent / f"cron-{n}.out", home.parent / f"cron-{n}.err"
     await asyncio.to_thread(home.mkdir, exist_ok=True)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)} | FAST_ENV
     argv = ["/bin/sh", "-c", 'exec "$@" <&-', "sh", sys.executable, "-m", "crawler", *args]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(

@@ -13,10 +13,10 @@ import asyncpg
 import psutil
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.run import crawl
 from crawler.urls import canonicalize
 from tests.hostile.server import ENDPOINTS, LATER_SITE, serve_in_subprocess
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(120)]
@@ -27,7 +27,7 @@ MIB = 1024 * KIB
 
 async def test_crawl_of_every_hostile_endpoint(db_url: str) -> None:
     async with serve_in_subprocess() as hostile:
-        settings = load_settings(
+        settings = fast_settings(
             {
                 "seeds": (hostile.index,),
                 "database_url": db_url,

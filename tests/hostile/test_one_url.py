@@ -18,11 +18,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.run import crawl
 from crawler.summary import Summary
 from crawler.urls import canonicalize
 from tests.hostile.server import LATER_SITE, Hostile, serve_in_subprocess
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(150)]
@@ -40,7 +40,7 @@ class Crawled:
 
 async def crawl_one(db_url: str, url: str, **overrides: Any) -> Crawled:
     """Crawl `url` alone, with the defaults but for `overrides`."""
-    settings = load_settings({"seeds": (url,), "database_url": db_url, **overrides})
+    settings = fast_settings({"seeds": (url,), "database_url": db_url, **overrides})
     started = time.monotonic()
     summary = await asyncio.wait_for(crawl(settings), BUDGET)
     seconds = time.monotonic() - started
@@ -103,7 +103,10 @@ async def test_a_retry_after_of_hours_fails_at_once_with_the_defaults(
     url = at(hostile, LATER_SITE, "/")
     done = await crawl_one(db_url, url)
     (row,) = done.fetches
-    assert (row["url"], row["status"], row["error_kind"]) == (url, 503, "http_status")
+    # 503 when the seed's own request met the Retry-After; no status when the sitemap
+    # reader's /sitemap.xml met it first and the seed was left for the next run unfetched.
+    assert (row["url"], row["error_kind"]) == (url, "http_status")
+    assert row["status"] in (503, None)
     assert "Retry-After 7200s" in row["error"] and "next run" in row["error"]
     assert done.summary.stats.retries == 0 and done.summary.stats.errors == 1
     assert done.seconds < BUDGET / 2

@@ -9,11 +9,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config_sources import load_settings
 from crawler.db import writer
 from crawler.errors import DatabaseRefused
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, EXPECTED_TITLES, serve_app, serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.db
 
 async def test_crawl_stores_pages_links_and_fetches(db_url: str) -> None:
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 4})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 4})
         summary = await crawl(settings)
     assert summary.status == "finished"
     assert summary.exit_code == 0
@@ -75,7 +75,7 @@ async def test_crawl_stores_pages_links_and_fetches(db_url: str) -> None:
 
 async def test_second_crawl_is_a_new_run_and_updates_pages(db_url: str) -> None:
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url})
         first = await crawl(settings)
         second = await crawl(settings)
     assert second.run_id != first.run_id
@@ -96,12 +96,12 @@ async def test_second_crawl_is_a_new_run_and_updates_pages(db_url: str) -> None:
 
 async def test_max_pages_and_max_depth(db_url: str) -> None:
     async with serve_site() as base:
-        settings = load_settings(
+        settings = fast_settings(
             {"seeds": (base + "/",), "database_url": db_url, "max_pages": 3, "concurrency": 1}
         )
         summary = await crawl(settings)
         assert summary.stats.fetched == 3
-        shallow = load_settings(
+        shallow = fast_settings(
             {"seeds": (base + "/",), "database_url": db_url, "max_depth": 0, "name": "shallow"}
         )
         summary = await crawl(shallow)
@@ -110,7 +110,7 @@ async def test_max_pages_and_max_depth(db_url: str) -> None:
 
 async def test_include_exclude_and_allow_host(db_url: str) -> None:
     async with serve_site() as base:
-        settings = load_settings(
+        settings = fast_settings(
             {
                 "seeds": (base + "/",),
                 "database_url": db_url,
@@ -154,7 +154,7 @@ async def test_links_of_every_shape_are_stored_in_order(db_url: str) -> None:
     app = web.Application()
     app.router.add_get("/{tail:.*}", _link_shapes)
     async with serve_app(app) as base:
-        await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
+        await crawl(fast_settings({"seeds": (base + "/",), "database_url": db_url}))
     conn = await asyncpg.connect(plain_url(db_url))
     try:
         rows = await conn.fetch(
@@ -187,7 +187,7 @@ async def test_a_run_analyzes_its_tables_once_it_has_written_enough_pages(
     """Statistics for the planner's cached plans (crawler.db.writer): once, early in a run."""
     monkeypatch.setattr(writer, "ANALYZE_AFTER", 2)
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 2})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 2})
         summary = await crawl(settings)
     assert summary.status == "finished"
     conn = await asyncpg.connect(plain_url(db_url))
@@ -211,7 +211,7 @@ async def test_the_crawl_gives_the_garbage_collector_back_as_it_was(db_url: str)
     it crawls (crawler.pool); the process after a crawl is as before it."""
     before = gc.get_threshold()
     async with serve_site() as base:
-        await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
+        await crawl(fast_settings({"seeds": (base + "/",), "database_url": db_url}))
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
@@ -238,7 +238,7 @@ async def test_urls_of_the_sitemap_named_in_robots_txt_are_crawled(db_url: str) 
     app.router.add_get("/map.xml", sitemap)
     app.router.add_get("/{tail:.*}", page)
     async with serve_app(app) as base:
-        summary = await crawl(load_settings({"seeds": (base + "/",), "database_url": db_url}))
+        summary = await crawl(fast_settings({"seeds": (base + "/",), "database_url": db_url}))
     assert summary.status == "finished"
     conn = await asyncpg.connect(plain_url(db_url))
     try:
@@ -269,7 +269,7 @@ async def test_a_refetch_replaces_the_links_also_with_none_or_one_without_text(
     ]
     seen = []
     async with serve_app(app) as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url})
         conn = await asyncpg.connect(plain_url(db_url))
         try:
             for body in versions:
@@ -316,7 +316,7 @@ async def test_a_database_that_refuses_every_write_ends_the_run_with_an_error(
     finally:
         await conn.close()
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url})
         with pytest.raises(DatabaseRefused, match="refused") as caught:
             async with asyncio.timeout(60):
                 await crawl(settings)

@@ -10,10 +10,10 @@ import logging
 import asyncpg
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.kinds import RunStatus
 from crawler.run import crawl
 from tests.site import serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -38,7 +38,7 @@ async def test_a_full_disk_stops_the_crawl_with_one_line_and_exit_3(
     try:
         await conn.execute(FULL_AFTER_ONE_PAGE)
         async with serve_site() as base:
-            settings = load_settings(
+            settings = fast_settings(
                 {"seeds": (base + "/",), "database_url": db_url, "name": "full"}
             )
             with caplog.at_level(logging.INFO, logger="crawler"):

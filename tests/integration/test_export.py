@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 
 from crawler import export
-from crawler.config_sources import load_settings
 from crawler.db import reports
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.db
 async def crawled(db_url: str) -> AsyncIterator[tuple[Database, str, list[int]]]:
     """The fixture site crawled twice as crawl "site"; (db, base URL, run ids)."""
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
         runs = [(await crawl(settings)).run_id, (await crawl(settings)).run_id]
     db = Database(db_url)
     try:

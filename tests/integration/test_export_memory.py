@@ -17,6 +17,7 @@ import pytest
 from crawler import export
 from crawler.db import reports
 from crawler.db.database import Database
+from tests.speed import FAST_ENV
 
 pytestmark = pytest.mark.db
 
@@ -83,7 +84,7 @@ async def test_export_does_not_import_the_crawl_machinery(db_url: str, tmp_path:
         "heavy = ('aiohttp', 'selectolax', 'alembic', 'crawler.run', 'crawler.fetch')\n"
         "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",

@@ -1,5 +1,5 @@
-"""The frontier (crawler.db.frontier) on real PostgreSQL: leases, renewal, release, and the
-claim query's plan."""
+"""The frontier's leases on real PostgreSQL (crawler.db.host_frontier): each row leased to
+one process, renewal, release, and expired leases reaped for another process."""
 
 from __future__ import annotations
 
@@ -9,42 +9,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from crawler.db import frontier
 from crawler.db.database import Database
-from crawler.db.frontier import PgFrontier
-from tests.sql import plain_url, positional
+from crawler.db.host_frontier import PgHostFrontier
+from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
 
 
-async def test_a_claim_walks_the_open_rows_not_the_run_from_its_start(db_url: str) -> None:
-    """A plan made while most of a run's rows were open, used when most are done (a cached
-    generic plan, statistics from early in the run), must still start at the open rows."""
-    conn = await asyncpg.connect(plain_url(db_url))
-    try:
-        crawl = await conn.fetchval("INSERT INTO crawls (name) VALUES ('c') RETURNING id")
-        run = await conn.fetchval(
-            "INSERT INTO crawl_runs (crawl_id) VALUES ($1) RETURNING id", crawl
-        )
-        await conn.execute(
-            "INSERT INTO frontier (run_id, url) "
-            "SELECT $1, 'https://site.example/' || i FROM generate_series(1, 5000) i",
-            run,
-        )
-        await conn.execute("ANALYZE frontier")  # every row open
-        await conn.execute("UPDATE frontier SET state = 'done' WHERE id <= 4990")
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        sql, names = positional(frontier._CLAIM.text)
-        values = {"run_id": run, "crawl_id": crawl, "owner": "o", "lease": 60, "n": 32}
-        explain = await conn.prepare("EXPLAIN " + sql)
-        plan = "\n".join(row[0] for row in await explain.fetch(*[values[n] for n in names]))
-    finally:
-        await conn.close()
-    assert "ix_frontier_open" in plan, plan
-
-
 class Run:
-    """A crawl and a run with `urls` queued, and a PgFrontier for each of two processes."""
+    """A crawl and a run with `urls` queued, and a frontier for each of two processes."""
 
     def __init__(self, conn: asyncpg.Connection, db: Database, crawl: int, run: int) -> None:
         self.conn = conn
@@ -52,8 +25,8 @@ class Run:
         self.crawl = crawl
         self.run = run
 
-    def frontier(self, owner: str, lease: float = 60.0) -> PgFrontier:
-        return PgFrontier(self.db, self.crawl, self.run, owner, lease)
+    def frontier(self, owner: str, lease: float = 60.0) -> PgHostFrontier:
+        return PgHostFrontier(self.db, self.crawl, self.run, owner, lease)
 
     async def rows(self) -> dict[str, tuple[str, str | None, int]]:
         rows = await self.conn.fetch("SELECT url, state, lease_owner, attempts FROM frontier")
@@ -77,7 +50,7 @@ async def a_run(db_url: str, urls: list[str]) -> AsyncIterator[Run]:
         await conn.close()
 
 
-URLS = [f"https://site.example/{n}" for n in range(4)]
+URLS = [f"https://site{n}.example/" for n in range(4)]  # a host each: one slot each
 
 
 async def test_claims_lease_each_row_to_one_process(db_url: str) -> None:
@@ -85,41 +58,42 @@ async def test_claims_lease_each_row_to_one_process(db_url: str) -> None:
         mine, theirs = run.frontier("a"), run.frontier("b")
         first = await mine.claim(3)
         second = await theirs.claim(3)
-        assert [t.url for t in first] == URLS[:3]
-        assert [t.url for t in second] == URLS[3:]
-        assert all(t.attempts == 1 for t in first + second)
+        assert sorted(b.task.url for b in first + second) == URLS
+        assert len(first) == 3
+        assert all(b.task.attempts == 1 for b in first + second)
         assert await mine.claim(3) == []
         assert await mine.open_count() == 4
         rows = await run.rows()
-    assert {url: owner for url, (_, owner, _) in rows.items()} == {
-        URLS[0]: "a",
-        URLS[1]: "a",
-        URLS[2]: "a",
-        URLS[3]: "b",
-    }
+    owners = {url: owner for url, (_, owner, _) in rows.items()}
+    assert owners == {b.task.url: "a" for b in first} | {second[0].task.url: "b"}
 
 
 async def test_release_hands_rows_back_and_the_attempt_does_not_count(db_url: str) -> None:
     async with a_run(db_url, URLS[:2]) as run:
         mine, theirs = run.frontier("a"), run.frontier("b")
         tasks = await mine.claim(2)
-        await theirs.release([t.frontier_id for t in tasks])  # not theirs: nothing happens
+        ids = [b.task.frontier_id for b in tasks]
+        await theirs.release(ids)  # not theirs: nothing happens
         assert all(state == "leased" for state, _, _ in (await run.rows()).values())
-        await mine.release([t.frontier_id for t in tasks])
+        await mine.release(ids)
         assert await run.rows() == {url: ("queued", None, 0) for url in URLS[:2]}
         again = await theirs.claim(2)
-    assert [t.attempts for t in again] == [1, 1]
+    assert [b.task.attempts for b in again] == [1, 1]
 
 
 async def test_an_expired_lease_goes_to_another_process_unless_renewed(db_url: str) -> None:
     async with a_run(db_url, URLS[:2]) as run:
         mine = run.frontier("a", lease=0.5)
-        first, second = await mine.claim(2)
-        await run.conn.execute(  # time passes: both leases expire
+        first, second = (b.task for b in await mine.claim(2))
+        await run.conn.execute(  # time passes: both leases and bookings expire
             "UPDATE frontier SET lease_until = now() - interval '1 second'"
         )
+        await run.conn.execute("UPDATE frontier_hosts SET busy_until = now() - interval '1 second'")
         await mine.renew([first.frontier_id])  # renewed after expiry, still ours: kept
-        taken = await run.frontier("b").claim(2)
+        theirs = run.frontier("b")
+        assert await theirs.claim(2) == []  # nothing queued until reaped
+        assert await theirs.reap() == (1, 1)
+        taken = [b.task for b in await theirs.claim(2)]
         rows = await run.rows()
     assert [t.url for t in taken] == [second.url]
     assert taken[0].attempts == 2

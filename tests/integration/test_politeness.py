@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config_sources import load_settings
 from crawler.run import crawl
 from tests.site import serve_app
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -54,7 +54,7 @@ async def test_retry_after_blocks_the_host_while_other_hosts_are_crawled(db_url:
         serve_app(logging_site("throttling", 5, log, blocked)) as a,
         serve_app(logging_site("slow", 40, log, blocked)) as b,
     ):
-        settings = load_settings(
+        settings = fast_settings(
             {
                 "seeds": (a + "/", b + "/"),
                 "database_url": db_url,

@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.run import crawl
 from tests.site import serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 README = Path(__file__).parents[2] / "README.md"
@@ -90,7 +90,7 @@ def _check_for(title: str) -> Check | None:
 async def _crawled_site(db_url: str) -> str:
     async with serve_site() as base:
         summary = await crawl(
-            load_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 4})
+            fast_settings({"seeds": (base + "/",), "database_url": db_url, "concurrency": 4})
         )
     assert summary.status == "finished"
     return base

@@ -17,7 +17,6 @@ import pytest
 
 from crawler import reparse as reparse_module
 from crawler.config import ExtractRule
-from crawler.config_sources import load_settings
 from crawler.db import bodies
 from crawler.db.database import Database
 from crawler.errors import ConfigError
@@ -26,6 +25,7 @@ from crawler.records import Page
 from crawler.reparse import ReparseResult, decode_body, reparse
 from crawler.run import crawl, open_database
 from tests.site import EXPECTED_HTML, PAGES, serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -44,7 +44,7 @@ H1_AND_LINKS = compile_rules(
 async def _crawl_site(db_url: str, *, store_body: bool = True) -> str:
     """Crawl the fixture site; return its base URL (its server is stopped on return)."""
     async with serve_site() as base:
-        settings = load_settings(
+        settings = fast_settings(
             {
                 "seeds": (base + "/",),
                 "name": NAME,
@@ -73,7 +73,7 @@ def forbid_http(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    async with open_database(load_settings({"database_url": db_url})) as database:
+    async with open_database(fast_settings({"database_url": db_url})) as database:
         yield database
 
 

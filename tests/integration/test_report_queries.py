@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.db import report_queries, report_tables
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.report.data import Count, ReportData, Table
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, serve_site
+from tests.speed import fast_settings
 
 pytestmark = pytest.mark.db
 
@@ -28,7 +28,7 @@ def _plain(url: str) -> str:
 async def crawled(db_url: str) -> AsyncIterator[tuple[Database, str, list[int]]]:
     """(database, site base URL, run ids) after two crawls of the fixture site."""
     async with serve_site() as base:
-        settings = load_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
+        settings = fast_settings({"seeds": (base + "/",), "database_url": db_url, "name": "site"})
         runs = [(await crawl(settings)).run_id, (await crawl(settings)).run_id]
     db = Database(db_url)
     try:

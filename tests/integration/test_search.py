@@ -10,13 +10,13 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config_sources import load_settings
 from crawler.db import search
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.run import crawl
 from tests.processes import crawler_cli
 from tests.site import serve_app
+from tests.speed import fast_settings
 
 pytestmark = pytest.mark.db
 
@@ -58,7 +58,7 @@ async def site() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def db(db_url: str, site: str) -> AsyncIterator[Database]:
-    await crawl(load_settings({"seeds": (site + "/",), "database_url": db_url, "name": "s"}))
+    await crawl(fast_settings({"seeds": (site + "/",), "database_url": db_url, "name": "s"}))
     database = Database(db_url)
     try:
         yield database

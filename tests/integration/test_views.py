@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from crawler.config_sources import load_settings
 from crawler.db import migrate, reports
 from crawler.db.database import Database
 from crawler.errors import ConfigError
 from crawler.run import crawl
 from tests.site import EXPECTED_HTML, serve_app, serve_site
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = pytest.mark.db
@@ -64,7 +64,7 @@ async def site() -> AsyncIterator[str]:
 
 async def _crawl(db_url: str, base: str, name: str = "site", **more: object) -> int:
     flags = {"seeds": (base + "/",), "database_url": db_url, "name": name, **more}
-    return (await crawl(load_settings(flags))).run_id
+    return (await crawl(fast_settings(flags))).run_id
 
 
 @pytest.fixture

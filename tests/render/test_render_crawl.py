@@ -17,11 +17,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from crawler.config_sources import load_settings
 from crawler.render import chromium
 from crawler.run import crawl
 from tests.render.conftest import need_browser
 from tests.render.crawl_site import app_links, app_paths, app_text, serve_app_site, static_paths
+from tests.speed import fast_settings
 from tests.sql import plain_url
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(180)]
@@ -35,7 +35,7 @@ def _settings(db_url: str, seed: str, **more: Any) -> Any:
         "parse_processes": 0,
         **more,
     }
-    return load_settings(values)
+    return fast_settings(values)
 
 
 async def _pages(db_url: str, base: str) -> dict[str, asyncpg.Record]:

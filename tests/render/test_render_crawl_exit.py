@@ -22,6 +22,7 @@ import pytest
 from tests.processes import wait_or_kill
 from tests.render.conftest import need_browser
 from tests.render.crawl_site import serve_app_site
+from tests.speed import FAST_ENV
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(180)]
 
@@ -53,7 +54,7 @@ async def test_no_chromium_outlives_a_stopped_crawl(
     db_url: str, tmp_path: Path, signum: signal.Signals
 ) -> None:
     browser = need_browser()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")} | FAST_ENV
     async with serve_app_site() as (site, base):
         with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
             proc = await asyncio.create_subprocess_exec(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crawler.records import CrawlTask, FetchResult, PageRecord
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone, PageRecord
 
 
 @dataclass
@@ -37,6 +37,7 @@ class MemoryRun:
     skipped: list[CrawlTask] = field(default_factory=list)
     listed: list[tuple[str, datetime | None]] = field(default_factory=list)
     links: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
+    finished: list[HostDone] = field(default_factory=list)
     refuse: Exception | None = None
     writes: int = 0
 
@@ -63,16 +64,33 @@ class MemoryRun:
 
     # -- Frontier --------------------------------------------------------------------------
 
-    async def claim(self, n: int) -> list[CrawlTask]:
-        tasks: list[CrawlTask] = []
+    async def claim(self, n: int) -> list[Booking]:
+        """Queued rows in order, each due now (no host is ever busy here)."""
+        tasks: list[Booking] = []
         for row in self.rows.values():
             if len(tasks) == n:
                 break
             if row.state == "queued":
                 row.state = "leased"
                 row.attempts += 1
-                tasks.append(CrawlTask(row.id, row.url, row.depth, row.attempts))
+                task = CrawlTask(row.id, row.url, row.depth, row.attempts)
+                tasks.append(Booking(task, host_id=1, wait=0.0, delay=0.0, gap=0.0))
         return tasks
+
+    async def finish(self, done: list[HostDone]) -> None:
+        self.finished.extend(done)
+
+    async def block(self, host_id: int, seconds: float) -> None:
+        pass
+
+    async def set_min_delay(self, host: str, seconds: float) -> None:
+        pass
+
+    async def requeue(self, ids: list[int]) -> None:
+        await self.release(ids)
+
+    async def reap(self) -> tuple[int, int]:
+        return (0, 0)
 
     async def open_count(self) -> int:
         return sum(row.state != "done" for row in self.rows.values())

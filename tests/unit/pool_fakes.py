@@ -7,7 +7,7 @@ from typing import Any
 
 from crawler.config import Settings
 from crawler.pool import Pool
-from crawler.records import CrawlTask, FetchResult
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone
 from crawler.scope import Scope
 
 ORIGIN = "http://a.example"
@@ -29,13 +29,33 @@ class FakeFetcher:
         return FetchResult(url, url, 404, "text/plain")
 
 
+def booked(task: CrawlTask) -> Booking:
+    """A task with its host booked now."""
+    return Booking(task, host_id=1, wait=0.0, delay=0.0, gap=0.0)
+
+
 class FakeFrontier:
     """A frontier with `open` open rows and nothing to claim, unless a subclass claims."""
 
     open = 0
 
-    async def claim(self, n: int) -> list[CrawlTask]:
+    async def claim(self, n: int) -> list[Booking]:
         return []
+
+    async def finish(self, done: list[HostDone]) -> None:
+        pass
+
+    async def block(self, host_id: int, seconds: float) -> None:
+        pass
+
+    async def set_min_delay(self, host: str, seconds: float) -> None:
+        pass
+
+    async def requeue(self, ids: list[int]) -> None:
+        pass
+
+    async def reap(self) -> tuple[int, int]:
+        return (0, 0)
 
     async def open_count(self) -> int:
         return self.open

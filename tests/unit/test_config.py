@@ -19,7 +19,15 @@ from crawler.stored import given_settings
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 FIELDS = [f.name for f in dataclasses.fields(Settings)]
 # Settings without a TOML default (None, or rules): the example shows an example value.
-NO_DEFAULT = {"name", "database_url", "data_dir", "extract", "browser_path", "browser_cdp_url"}
+NO_DEFAULT = {
+    "name",
+    "database_url",
+    "data_dir",
+    "extract",
+    "browser_path",
+    "browser_cdp_url",
+    "delay",
+}
 # One setting of the example: `# key = value`, commented out.
 SETTING_LINE = re.compile(r"^# (\w+) = \S")
 RULE = {"take": "text", "all": False}

@@ -54,7 +54,7 @@ LAYERS: dict[str, int] = {
     "crawler.decide": 1,  # the crawl's policy for one task: facts in, decisions out
     "crawler.headers": 1,  # reading a response's head
     "crawler.known": 1,  # the bounded cache of URLs known to be in the frontier
-    "crawler.seams": 1,  # the Protocols the pool plugs into (Fetcher, Frontier, Store, HostGate)
+    "crawler.seams": 1,  # the Protocols the pool plugs into (Fetcher, Frontier, Store)
     # 2 adapters
     "crawler.fetch": 2,
     "crawler.guard": 2,  # the address guard: aiohttp's resolver, wrapped
@@ -67,6 +67,7 @@ LAYERS: dict[str, int] = {
     "crawler.hosts": 3,
     "crawler.runner": 3,  # applies one task's decisions
     "crawler.outage": 3,  # rides out a database outage for the whole pool
+    "crawler.pacer": 3,  # what requests taught of their hosts, until the frontier hears it
     "crawler.sitemap_feed": 3,  # sitemaps into the frontier
     "crawler.loop_health": 3,  # event-loop lag and the collector's tuning
     "crawler.parse_workers": 3,  # parse on the loop or in worker processes

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from crawler.config_sources import load_settings
-from crawler.records import CrawlTask, FetchResult, PageRecord
-from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
+from crawler.records import Booking, CrawlTask, FetchResult, PageRecord
+from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, booked, make_pool
 
 TASKS = 8
 
@@ -35,9 +35,9 @@ class ListFrontier(FakeFrontier):
         self.tasks = [CrawlTask(n, f"{ORIGIN}/{n}", 0) for n in range(1, TASKS + 1)]
         self.open = TASKS
 
-    async def claim(self, n: int) -> list[CrawlTask]:
+    async def claim(self, n: int) -> list[Booking]:
         claimed, self.tasks = self.tasks[:n], self.tasks[n:]
-        return claimed
+        return [booked(t) for t in claimed]
 
 
 class SlowSink:

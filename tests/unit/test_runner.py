@@ -40,7 +40,7 @@ class Harness:
         self.stops = 0
         self.outage = DatabaseOutage(self.settings.database_wait, self._stop)
         self.fetcher = fetcher
-        self.hosts = Hosts(self.settings, fetcher, None, self.outage)
+        self.hosts = Hosts(self.settings, fetcher)
         self.runner = TaskRunner(
             self.settings,
             Scope.from_settings(self.settings, self.settings.seeds),
@@ -58,7 +58,8 @@ class Harness:
     async def one(self, url: str, **task: Any) -> CrawlTask:
         """Claim `url` and run it (with the task fields given)."""
         self.run.add(url)
-        (claimed,) = await self.run.claim(1)
+        (booking,) = await self.run.claim(1)
+        claimed = booking.task
         if task:
             claimed = CrawlTask(claimed.frontier_id, claimed.url, claimed.depth, **task)
         await self.runner.run(claimed)
