@@ -21,7 +21,7 @@ import importlib.util
 import sys
 import time
 from collections.abc import Mapping
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
@@ -75,6 +75,21 @@ _CHUNK = 64 * 1024
 _UNUSABLE = "unusable"  # a verdict of _check_url: no http(s) URL with a host
 _UNJUDGED = "unjudged"
 MAX_VERDICTS = 10_000
+
+
+async def _headers_sent(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    """Note when a request really went out: under a busy loop, well after fetch() began."""
+    exchange = context.trace_request_ctx
+    if isinstance(exchange, Exchange):
+        exchange.sent_at = time.monotonic()
+
+
+_SENT_AT = aiohttp.TraceConfig()
+_SENT_AT.on_request_headers_sent.append(_headers_sent)
 
 
 class HttpFetcher:
@@ -158,6 +173,7 @@ class HttpFetcher:
             # aiohttp applies these per line: the status line, and each header's name + value.
             max_line_size=s.max_header_bytes,
             max_field_size=s.max_header_bytes,
+            trace_configs=[_SENT_AT],
         )
         return self
 
@@ -218,6 +234,7 @@ class HttpFetcher:
             elapsed_ms=elapsed_ms(started),
             redirects=tuple(state.redirects),
             retryable=state.status is not None and (state.status >= 500 or state.status == 429),
+            sent_at=state.sent_at,
         )
 
     def _message(self, kind: ErrorKind, exc: BaseException) -> str:
@@ -242,7 +259,7 @@ class HttpFetcher:
             state.status = state.content_type = state.charset = None
             state.headers = ()
             async with session.get(
-                state.url, headers=request_headers, allow_redirects=False
+                state.url, headers=request_headers, allow_redirects=False, trace_request_ctx=state
             ) as resp:
                 state.status = resp.status
                 state.headers = kept_headers(resp.headers.items())

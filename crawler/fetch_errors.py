@@ -47,6 +47,7 @@ class Exchange:
     content_type: str | None = None
     charset: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    sent_at: float = 0.0  # when the last request's headers went out (time.monotonic())
 
 
 def classify(exc: BaseException, *, redirected: bool) -> ErrorKind:
@@ -113,6 +114,7 @@ def failed_result(
         error_kind=kind,
         error=message,
         retryable=kind in RETRYABLE_KINDS,
+        sent_at=state.sent_at,
     )
 
 

@@ -113,17 +113,20 @@ class Hosts:
         local.users += 1
         try:
             async with local.slot:
-                if booking is None:
-                    pause = local.clock.reserve(time.monotonic())
-                else:
-                    # A request of ours without a booking (a sitemap) may have just started.
-                    pause = local.clock.waiting(time.monotonic())
-                    local.clock.block_until(time.monotonic() + pause + booking.gap)
+                now = time.monotonic()
+                # Booked: at its start or later (the pool's timer), and after any unbooked
+                # request of ours to the host (a sitemap); unbooked: the host's delay after
+                # our last request to it.
+                pause = local.clock.reserve(now) if booking is None else local.clock.waiting(now)
                 if pause > 0:
                     await asyncio.sleep(pause)
                 async with self.requests:
                     self.requests_in_flight += 1
                     started = time.monotonic()
+                    # The real start, after the wait for a request slot: the next unbooked
+                    # request keeps its distance from it.
+                    gap = local.clock.delay if booking is None else booking.gap
+                    local.clock.block_until(started + gap)
                     try:
                         result = await self.fetcher.fetch(
                             url, headers=headers, max_redirects=max_redirects
@@ -132,6 +135,10 @@ class Hosts:
                         self.requests_in_flight -= 1
                         if booking is not None:
                             self.spent.add(booking.task.frontier_id)
+                # Paced from when the request went out, if known: later than `started`
+                # when the loop was busy, and what the host saw.
+                started = max(started, result.sent_at)
+                local.clock.block_until(started + gap)
                 self._paced(host, local, result, started, booking)
         finally:
             local.users -= 1

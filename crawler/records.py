@@ -57,6 +57,9 @@ class FetchResult:
     error_kind: ErrorKind | None = None
     error: str | None = None
     retryable: bool = False
+    # When the last request's headers went out (time.monotonic(); 0: not known, not sent):
+    # a host's next request is paced from it (crawler.hosts).
+    sent_at: float = 0.0
 
     @property
     def ok(self) -> bool:

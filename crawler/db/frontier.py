@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-
 # A task's frontier row is written only while this process holds its lease: once the lease
 # has expired and passed to another process, our write is a no-op.
 LEASE_HELD = "lease_owner = :owner AND state = 'leased'"

@@ -75,8 +75,6 @@ class CrawlRun(Base):
     pages: Mapped[int] = mapped_column(Integer, server_default="0")
     errors: Mapped[int] = mapped_column(Integer, server_default="0")
     stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    # Set when a second process joins: from then on politeness goes through `hosts`.
-    coordinated: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class PageRow(Base):
@@ -215,21 +213,6 @@ class FrontierRow(Base):
     added_at: Mapped[datetime] = _now()
     # The URL's host (migration 0008): the key of its frontier_hosts row.
     host: Mapped[str | None] = mapped_column(Text, Computed(HOST_OF_URL, persisted=True))
-
-
-class HostRow(Base):
-    """Per-host politeness state of a run, shared by every process working on it."""
-
-    __tablename__ = "hosts"
-    __table_args__ = (UniqueConstraint("run_id", "host"),)
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"))
-    host: Mapped[str] = mapped_column(Text)
-    # The earliest time the next request may start (delay, crawl-delay, Retry-After).
-    next_at: Mapped[datetime] = _now()
-    # One element per concurrent request allowed: when that slot's lease expires.
-    slots: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
 
 
 class FrontierRunRow(Base):

@@ -73,13 +73,9 @@ _UNFINISHED_RUN = text(
 
 _JOIN_RUN = text(
     """
-    UPDATE crawl_runs SET coordinated = true
-    WHERE id = (
-        SELECT id FROM crawl_runs
-        WHERE crawl_id = :crawl_id AND status = 'running'
-        ORDER BY id DESC LIMIT 1
-    )
-    RETURNING id
+    SELECT id FROM crawl_runs
+    WHERE crawl_id = :crawl_id AND status = 'running'
+    ORDER BY id DESC LIMIT 1
     """
 )
 
@@ -241,8 +237,8 @@ def _crawl_info(row: Any) -> CrawlInfo:
 
 
 async def join_run(db: Database, crawl: CrawlInfo) -> RunInfo | None:
-    """The crawl's run in progress, to add workers to (from now on its processes share
-    per-host politeness through the database); None if there is none."""
+    """The crawl's run in progress, to add workers to (its processes share per-host
+    politeness through the frontier's host rows); None if there is none."""
     async with db.transaction() as session:
         run_id = (await session.execute(_JOIN_RUN, {"crawl_id": crawl.id})).scalar()
     return None if run_id is None else RunInfo(int(run_id), crawl, resumed=True)
