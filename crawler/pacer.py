@@ -10,6 +10,7 @@ its next claim, so the claim sees the slots they freed, and one statement carrie
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from crawler.records import HostDone
@@ -24,13 +25,19 @@ class HostBook(Protocol):
 
 
 class HostPacer:
-    def __init__(self) -> None:
+    """`wake` is called when a slot is freed: the feeder may claim for it at once, before
+    the task's page is even written."""
+
+    def __init__(self, wake: Callable[[], None] | None = None) -> None:
+        self.wake = wake
         self.finished: list[HostDone] = []
         self.blocks: dict[int, float] = {}  # host id -> blocked until (monotonic)
         self.floors: dict[str, float] = {}  # host -> Crawl-delay
 
     def done(self, done: HostDone) -> None:
         self.finished.append(done)
+        if self.wake is not None:
+            self.wake()
 
     def block(self, host_id: int, seconds: float) -> None:
         until = time.monotonic() + seconds

@@ -75,7 +75,7 @@ class Pool:
         self.stopping = False
         self.known = KnownUrls()
         self.outage = DatabaseOutage(settings.database_wait, self.stop)
-        self.pacer = HostPacer()
+        self.pacer = HostPacer(self.progress.set)
         self.hosts = Hosts(settings, fetcher, self.pacer)
         self.lag = LagMeter()
         self.runner = TaskRunner(
