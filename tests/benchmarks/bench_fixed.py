@@ -8,8 +8,10 @@ Run it from the root of a clone. It serves one page (its robots.txt a 404) with 
 (a) ``python -m crawler crawl URL --name fixed-TAG-N --json --quiet --delay 0``,
 (b) the same through the installed ``crawler`` console script,
 (c) the same under a probe (``python tests/benchmarks/bench_fixed.py probe``) that marks the
-    time at its phases: imports, opening the database (connect, schema check or migration),
-    the pool's start and end, closing the database, and the exit,
+    time at its phases: importing crawler.cli, the command's start of its event loop (after
+    parsing its arguments, importing the crawl's modules, building Settings), opening the
+    database (connect, schema check or migration), the pool's start and end, closing the
+    database, the loop's end, atexit and the exit,
 
 each with ``CRAWLER_DATABASE_URL`` set to a running server (default
 postgresql://postgres@127.0.0.1:5432/test; the first, unmeasured run migrates it if it must).
@@ -36,6 +38,7 @@ import contextlib
 import itertools
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,26 +59,30 @@ TIMEOUT_S = 120.0
 MARKS = (
     "spawn",
     "probe",
-    "imported",
+    "cli imported",
+    "loop start",
     "db open",
     "db ready",
     "pool start",
     "pool end",
     "db closing",
     "db closed",
+    "loop end",
     "atexit",
     "exit",
 )
 PHASES = {
     "probe": "interpreter start-up",
-    "imported": "imports (crawler.cli, crawler.run)",
-    "db open": "arguments, settings",
+    "cli imported": "import crawler.cli",
+    "loop start": "arguments; the crawl's imports; settings",
+    "db open": "the event loop's start",
     "db ready": "database: connect, schema check",
     "pool start": "crawl, lock, run, fetcher, parser",
     "pool end": "the pool's run (duration_s)",
     "db closing": "run's end: totals, summary",
     "db closed": "closing the database",
-    "atexit": "event loop's end, output",
+    "loop end": "the event loop's end",
+    "atexit": "output, exit code",
     "exit": "interpreter shut-down",
 }
 
@@ -119,6 +126,7 @@ class Series:
     """The measurements of one command on one tree, a repetition each."""
 
     wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     crawl: list[float] = field(default_factory=list)
     phases: dict[str, list[float]] = field(default_factory=dict)
     failures: int = 0
@@ -149,12 +157,25 @@ def _script() -> str:
     return found
 
 
-def _run(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[int, float, float, str, str]:
-    """Run `cmd` in `cwd`, an empty folder (so that PYTHONPATH picks the tree); its exit
-    code, its start and exit (wall clock), stdout and stderr."""
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    started: float  # wall clock, at its start and at its exit
+    ended: float
+    cpu: float  # user and system time of the process and its children
+    out: str
+    err: str
+
+
+def _run(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> Ran:
+    """Run `cmd` in `cwd`, an empty folder (so that PYTHONPATH picks the tree)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
-    return done.returncode, started, time.time(), done.stdout, done.stderr
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Ran(done.returncode, started, ended, cpu, done.stdout, done.stderr)
 
 
 def crawl_once(
@@ -168,29 +189,30 @@ def crawl_once(
     else:
         marks.unlink(missing_ok=True)
         cmd = [sys.executable, __file__, "probe", str(marks), *args]
-    code, started, ended, out, err = _run(cmd, env, marks.parent)
+    ran = _run(cmd, env, marks.parent)
     try:
-        summary = json.loads(out.strip().splitlines()[-1])
-        if code != 0 or summary.get("pages") != 1:
-            raise ValueError(f"exit code {code}, pages {summary.get('pages')}")
+        summary = json.loads(ran.out.strip().splitlines()[-1])
+        if ran.code != 0 or summary.get("pages") != 1:
+            raise ValueError(f"exit code {ran.code}, pages {summary.get('pages')}")
     except (ValueError, IndexError) as exc:
         series.failures += 1
-        print(f"  {kind} {name} failed: {exc}: {err.strip()[-400:]}", file=sys.stderr)
+        print(f"  {kind} {name} failed: {exc}: {ran.err.strip()[-400:]}", file=sys.stderr)
         return
-    series.wall.append(ended - started)
+    series.wall.append(ran.ended - ran.started)
+    series.cpu.append(ran.cpu)
     series.crawl.append(float(summary["duration_s"]))
     if kind == "probe":
-        at = {"spawn": started, **json.loads(marks.read_text()), "exit": ended}
+        at = {"spawn": ran.started, **json.loads(marks.read_text()), "exit": ran.ended}
         for before, after in itertools.pairwise(MARKS):
             if before in at and after in at:
                 series.phases.setdefault(after, []).append(at[after] - at[before])
 
 
 def import_once(code: str, env: dict[str, str], cwd: Path) -> float:
-    rc, started, ended, _out, err = _run([sys.executable, "-c", code], env, cwd)
-    if rc != 0:
-        raise SystemExit(f"python -c {code!r} failed: {err}")
-    return ended - started
+    ran = _run([sys.executable, "-c", code], env, cwd)
+    if ran.code != 0:
+        raise SystemExit(f"python -c {code!r} failed: {ran.err}")
+    return ran.ended - ran.started
 
 
 async def _delete_crawls(database_url: str, prefix: str) -> int:
@@ -215,13 +237,16 @@ def report(trees: dict[str, Path | None], results: dict[tuple[str, str], Series]
         "script": "crawler crawl (console script)",
         "probe": "python -m crawler crawl, probed",
     }
-    print("\nmedians, ms: wall (start to exit), crawl (duration_s), fixed (the difference)")
+    print(
+        "\nmedians, ms: wall (start to exit), crawl (duration_s), fixed (the difference),"
+        " cpu (user + system)"
+    )
     for kind in kinds:
         for tree in trees:
             s = results[(tree, kind)]
             print(
                 f"  {commands[kind]:<33} {tree:<9} wall {_median_ms(s.wall)}  crawl"
-                f" {_median_ms(s.crawl)}  fixed {_median_ms(s.fixed)}"
+                f" {_median_ms(s.crawl)}  fixed {_median_ms(s.fixed)}  cpu {_median_ms(s.cpu)}"
                 + (f"  ({s.failures} failed)" if s.failures else "")
             )
     print("\nthe probed runs by phase, medians, ms:")
@@ -303,33 +328,45 @@ def probe(marks_path: str, argv: Sequence[str]) -> None:
         lambda: Path(marks_path).write_text(json.dumps({**marks, "atexit": time.time()}))
     )
     import crawler.cli
-    import crawler.pool
-    import crawler.run
 
-    marks["imported"] = time.time()
-    open_database = crawler.run.open_database
-    pool_run = crawler.pool.Pool.run
+    marks["cli imported"] = time.time()
+    asyncio_run = asyncio.run
 
-    @contextlib.asynccontextmanager
-    async def probed_open(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        marks["db open"] = time.time()
-        async with open_database(*args, **kwargs) as db:
-            marks["db ready"] = time.time()
+    def probed_asyncio_run(main: Any, **kwargs: Any) -> Any:
+        # Called by the crawl command once it has imported crawler.run and built Settings.
+        marks["loop start"] = time.time()
+        import crawler.pool
+        import crawler.run
+
+        open_database = crawler.run.open_database
+        pool_run = crawler.pool.Pool.run
+
+        @contextlib.asynccontextmanager
+        async def probed_open(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            marks["db open"] = time.time()
+            async with open_database(*args, **kwargs) as db:
+                marks["db ready"] = time.time()
+                try:
+                    yield db
+                finally:
+                    marks["db closing"] = time.time()
+            marks["db closed"] = time.time()
+
+        async def probed_run(self: Any) -> Any:
+            marks["pool start"] = time.time()
             try:
-                yield db
+                return await pool_run(self)
             finally:
-                marks["db closing"] = time.time()
-        marks["db closed"] = time.time()
+                marks["pool end"] = time.time()
 
-    async def probed_run(self: Any) -> Any:
-        marks["pool start"] = time.time()
+        crawler.run.open_database = probed_open
+        crawler.pool.Pool.run = probed_run  # type: ignore[method-assign]
         try:
-            return await pool_run(self)
+            return asyncio_run(main, **kwargs)
         finally:
-            marks["pool end"] = time.time()
+            marks["loop end"] = time.time()
 
-    crawler.run.open_database = probed_open
-    crawler.pool.Pool.run = probed_run  # type: ignore[method-assign]
+    asyncio.run = probed_asyncio_run
     sys.argv = ["crawler", *argv]
     crawler.cli.main()
 
