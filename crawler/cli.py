@@ -153,7 +153,7 @@ def crawl(
     ] = None,
 ) -> None:
     """Crawl SEED URLs (or resume the crawl --name) into PostgreSQL."""
-    with collector.paused():
+    with collector.loading():
         from crawler.display import print_json, print_summary, progress, setup_logging
         from crawler.run import crawl as run_crawl
 
@@ -308,9 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     Typer (standalone mode) reports usage errors itself, with exit code 2; our own errors
     come out of the commands as CrawlerError and are printed here."""
     collector.frozen_at_exit()
-    with collector.paused():
-        command = typer.main.get_command(app)
-        cli_help.plain_help(command)
+    command = typer.main.get_command(app)
+    cli_help.plain_help(command)
     try:
         command(args=argv, prog_name="crawler")
     except CrawlerError as exc:
