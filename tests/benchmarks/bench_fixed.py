@@ -11,19 +11,22 @@ Run it from the root of a clone. It serves one page (its robots.txt a 404) with 
     time at its phases: importing crawler.cli, the command's start of its event loop (after
     parsing its arguments, importing the crawl's modules, building Settings), opening the
     database (connect, schema check or migration), the pool's start and end, closing the
-    database, the loop's end, atexit and the exit,
+    database, the loop's end, atexit and the exit (the probe's own imports, asyncio among
+    them, count in its start-up, not in importing crawler.cli),
 
 each with ``CRAWLER_DATABASE_URL`` set to a running server (default
 postgresql://postgres@127.0.0.1:5432/test; the first, unmeasured run migrates it if it must).
-Each child is timed from here, from its start to its exit; its JSON gives the crawl's own
-time (``duration_s``: the pool's run), and the fixed cost is the difference. It also times
+Each child is timed from here, from its start to its exit, with its CPU time (user and
+system, its children's included); its JSON gives the crawl's own time (``duration_s``: the
+pool's run), and the fixed cost is the difference. It also times
 ``python -c 'import crawler.cli'`` and ``python -c 'import crawler.run'`` against a bare
 ``python -c pass``. Medians of the repetitions are printed; the exit status is 1 when a run
 failed or the median fixed cost of (a) is above --max-fixed.
 
 With ``--baseline DIR`` (a tree of another version, say ``git archive main | tar -x -C DIR``)
 every measurement is also made with ``PYTHONPATH=DIR``, interleaved with this tree's, so the two
-compare on a machine whose load changes. Other environment variables starting with CRAWLER_
+compare on a machine whose load changes (a clone keeps migrations/ outside the package: the
+installed crawler.migrations serves both). Other environment variables starting with CRAWLER_
 are not passed on, nor PYTHONDONTWRITEBYTECODE: an installed package has its bytecode
 compiled, so the children may write theirs (in __pycache__) on the unmeasured first run. The
 crawls made here are deleted at the end.
