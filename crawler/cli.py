@@ -23,6 +23,7 @@ from crawler import (
     cli_reports,
     cli_search,
     cli_sql,
+    collector,
 )
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
@@ -152,8 +153,9 @@ def crawl(
     ] = None,
 ) -> None:
     """Crawl SEED URLs (or resume the crawl --name) into PostgreSQL."""
-    from crawler.display import print_json, print_summary, progress, setup_logging
-    from crawler.run import crawl as run_crawl
+    with collector.loading():
+        from crawler.display import print_json, print_summary, progress, setup_logging
+        from crawler.run import crawl as run_crawl
 
     flags: dict[str, Any] = dict(
         seeds=tuple(seeds or ()),
@@ -305,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Typer (standalone mode) reports usage errors itself, with exit code 2; our own errors
     come out of the commands as CrawlerError and are printed here."""
+    collector.frozen_at_exit()
     command = typer.main.get_command(app)
     cli_help.plain_help(command)
     try:

@@ -21,14 +21,13 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from crawler.pool import Pool
 from crawler.summary import Summary
+
+if TYPE_CHECKING:  # rich is imported only to draw on a terminal (not for --json, cron, pipes)
+    from rich.table import Table
 
 PROGRESS_EVERY = 10.0
 
@@ -51,6 +50,8 @@ def _status_line(pool: Pool, elapsed: float) -> str:
 
 
 def _progress_table(pool: Pool, elapsed: float) -> Table:
+    from rich.table import Table
+
     s = pool.stats
     rate, queued = _rate_and_queued(pool, elapsed)
     table = Table.grid(padding=(0, 2))
@@ -76,6 +77,9 @@ async def progress(pool: Pool, *, tty: bool, quiet: bool) -> AsyncIterator[None]
         yield
         return
     if tty:
+        from rich.console import Console
+        from rich.live import Live
+
         console = Console(stderr=True)
         # Transient: its last frame goes when the crawl ends, and the summary says the rest.
         with Live(
@@ -146,6 +150,9 @@ def print_summary(summary: Summary, *, tty: bool, out: TextIO) -> None:
     if not tty:
         print(summary_line(summary), file=out, flush=True)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     s = summary.stats
     console = Console(file=out)
     verb = "resumed and " if summary.resumed else ""

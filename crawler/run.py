@@ -90,8 +90,8 @@ async def open_database(
     db = Database(url, pool_size=settings.concurrency + 2, application_name=PROCESS_ID)
     try:
         await db.check()
-        if migrate_schema:
-            await migrate.upgrade(url)
+        if migrate_schema:  # at head, checked on the connection check() opened
+            await migrate.upgrade(url, engine=db.uncounted)
         yield db
     finally:
         others = 0

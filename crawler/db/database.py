@@ -54,6 +54,9 @@ DB_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, *CONNECTION_ERRORS)
 # net.core.wmem_max and doubles what it grants; see _widen_send_buffer).
 SEND_BUFFER = 4 << 20
 
+# The execution option of `Database.uncounted`: statements not counted in `statements`.
+UNCOUNTED = "crawler_uncounted"
+
 # Deadlock detected, serialization failure: the transaction can simply run again.
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 RETRIES = 5
@@ -142,12 +145,15 @@ class Database:
         self.autocommit_sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
+        # The statements of the crawl; those of opening the database (`uncounted`) are not.
         self.statements = 0
+        self.uncounted = self.engine.execution_options(**{UNCOUNTED: True})
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         event.listen(self.engine.sync_engine, "connect", _widen_send_buffer)
 
-    def _count(self, *args: Any) -> None:
-        self.statements += 1
+    def _count(self, conn: Any, *args: Any) -> None:
+        if not conn.get_execution_options().get(UNCOUNTED):
+            self.statements += 1
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -3,6 +3,8 @@ the schema (`crawler.db.schema`): a database whose tables were dropped by hand i
 not trusted because its alembic_version is current.
 
 A database already at the head revision is only checked: Alembic is imported only to migrate.
+The check runs on the engine it is given (the crawl's own, whose connection is already open:
+no second connection to set up), or on one of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import importlib.resources
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from crawler.db import schema
@@ -37,30 +39,32 @@ def _upgrade(url: str, revision: str) -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def _at_head_or_verify(url: str, *, check_only: bool) -> bool:
+async def _at_head_or_verify(url: str, engine: AsyncEngine | None, *, check_only: bool) -> bool:
     """True when the database is at the head revision and its schema is whole. With
     `check_only`, a damaged schema raises DatabaseUnavailable; without, a database below
     head answers False (to be migrated)."""
-    engine = create_async_engine(url, poolclass=NullPool)
+    checker = create_async_engine(url, poolclass=NullPool) if engine is None else engine
     try:
-        async with engine.connect() as conn:
+        async with checker.connect() as conn:
             if not check_only and await schema.current_revision(conn) != schema.head_revision():
                 return False
             await schema.verify(conn, redact(url))
             return True
     finally:
-        await engine.dispose()
+        if engine is None:
+            await checker.dispose()
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
+async def upgrade(url: str, revision: str = "head", *, engine: AsyncEngine | None = None) -> None:
     """Migrate the database at `url` to `revision`, in a thread (Alembic's API is sync); at
-    head, check that the schema is whole (DatabaseUnavailable when it is not)."""
+    head, check that the schema is whole (DatabaseUnavailable when it is not), on `engine`
+    if given (an engine of `url`)."""
     try:
-        if revision == "head" and await _at_head_or_verify(url, check_only=False):
+        if revision == "head" and await _at_head_or_verify(url, engine, check_only=False):
             return
         await _alembic_upgrade(url, revision)
         if revision == "head":
-            await _at_head_or_verify(url, check_only=True)
+            await _at_head_or_verify(url, engine, check_only=True)
     except DB_ERRORS as exc:
         # Unavailable or refused (rights to create tables, say), as `translate` has it.
         kind = type(translate(exc))

@@ -85,6 +85,7 @@ LAYERS: dict[str, int] = {
     "crawler.cli_search": 5,
     "crawler.cli_sql": 5,
     "crawler.cli_help": 5,
+    "crawler.collector": 5,  # the garbage collector at the process's start and end
     "crawler.__main__": 5,
 }
 SUBPACKAGES = ("crawler.db", "crawler.report", "crawler.render")
