@@ -169,7 +169,8 @@ class Pool:
                 return RunOutcome.LIMIT
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 return RunOutcome.TIMEOUT
-            n = min(batch, room - len(self.in_flight))
+            # Bookings waiting for their start (timers) hold no worker: they do not count.
+            n = min(batch, room - (len(self.in_flight) - len(self.timers)))
             if self.budget is not None:
                 n = min(n, self.budget)
             if n <= 0:
