@@ -2,35 +2,50 @@
 
     python -m tests.benchmarks.bench_broad [--hosts 500] [--pages 20] [--delay 1]
         [--concurrency 64] [--median-ms 80] [--sigma 0.6] [--only both|crawler|scrapy]
-        [--scrapy-venv DIR] [--timeout 600] [--keep]
+        [--reps 1] [--join 1] [--scrapy-venv DIR] [--timeout 600] [--keep]
 
 Run it from the root of a clone. One aiohttp server, in its own process, answers on
 `--hosts` loopback addresses (127.1.x.y, one port), each address its own host with its own
 latency (lognormal: median `--median-ms`, shape `--sigma`, fixed per host, drawn from a
 seeded generator). Each host has `/` linking to its `--pages - 1` other pages, which link
 back, and an empty robots.txt. The server logs every request (host, path, start, end on its
-monotonic clock). Traffic goes to 127.0.0.0/8 only.
+monotonic clock, User-Agent). Traffic goes to 127.0.0.0/8 only. The soft limit of open files
+is raised to the hard one (5,000 hosts are 5,000 listening sockets); children inherit it.
 
 Each tool crawls every host, seeded with every host's `/`, one request at a time per host,
 `--delay` seconds between request starts to a host, `--concurrency` requests in all:
 
 - `crawler crawl SEEDS --allow-private --host-concurrency 1 --delay D --concurrency C`
-  (embedded PostgreSQL in a fresh temporary data dir; CRAWLER_* variables not passed on);
+  (embedded PostgreSQL in a fresh temporary data dir; CRAWLER_* variables not passed on).
+  With `--join N`, `crawler db start` first starts the embedded server in that data dir
+  (not timed), then the same command runs, and once the server has seen its first request
+  (the run exists) N-1 `crawler crawl --name broad --join` processes join it, each with
+  `--concurrency C`; each process has its own User-Agent (`broad-bench/1`, ...), so the
+  request log says which process made which request;
 - Scrapy (`scrapy runspider`, its default scheduler) from a virtualenv of its own, made under
   the temporary folder (or `--scrapy-venv`, made there if missing and kept): never in the
   project's environment.
 
-A fresh server (same hosts, same latencies) serves each tool. From the request log:
+`--reps N` runs each tool N times, interleaved (crawler, scrapy, crawler, ...), each time
+against a fresh server (same hosts, same latencies) and, for the crawler, a fresh data dir.
+From the request log of each run (all processes together):
 
-- bound: the best possible schedule, every host busy at its pace from the first request to
-  the last: per host, the sum over its requests but the last of max(delay, latency), plus
-  the last's latency (host concurrency 1), its maximum over hosts;
+- bound: no schedule can be faster than either of
+  - host bound: every host busy at its pace from the first request to the last: per host,
+    (its requests - 1) * max(delay, its latency) + its latency (host concurrency 1), the
+    maximum over hosts;
+  - slot bound: at most C requests in flight (C * N with N processes joined), so the sum of
+    the latencies the server applied (end - start of every request, robots.txt included)
+    over C;
+  and the bound is the larger one (for 5,000 hosts x 4 pages at 80 ms, the slot bound);
 - efficiency: the bound over the time from the first request's start to the last's end
   (and over the tool's wall time, startup included);
+- lat x: the latencies the server applied over the ones it was asked to (its own load);
 - short gaps: pairs of consecutive requests to one host that started less than the delay
   apart (5 ms of the server's scheduling noise allowed), and the shortest gap;
 - overlaps: requests to a host that started before the one before ended (two in flight);
-- requests/s over time (5-second windows) and the mean number of requests in flight.
+- requests/s over time (5-second windows) and the mean number of requests in flight;
+- with N > 1 reps, a median row per tool (the median of each column).
 
 Every child is stopped by its pid when done, on a timeout, or on Ctrl-C; the temporary
 folder is removed unless --keep is given.
@@ -46,21 +61,28 @@ import json
 import math
 import os
 import random
+import resource
+import select
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WINDOW_S = 5.0
 GAP_NOISE_S = 0.005
+AGENT = "broad-bench/{}"
+# host, path, start, end (server's monotonic clock), User-Agent
+Entry = tuple[str, str, float, float, str]
 SCRAPY_SPIDER = """
 import scrapy
 
@@ -71,7 +93,17 @@ class Broad(scrapy.Spider):
     def __init__(self, seeds_file, **kwargs):
         super().__init__(**kwargs)
         with open(seeds_file, encoding="utf-8") as seeds:
-            self.start_urls = seeds.read().split()
+            self.seeds = seeds.read().split()
+
+    # Seeds through the dupefilter (start_urls bypass it), so that a link back to / is not
+    # fetched again. start() from Scrapy 2.13 on, start_requests() before.
+    async def start(self):
+        for request in self.start_requests():
+            yield request
+
+    def start_requests(self):
+        for url in self.seeds:
+            yield scrapy.Request(url, self.parse)
 
     def parse(self, response):
         for href in response.css("a::attr(href)").getall():
@@ -101,8 +133,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def serve(args: argparse.Namespace) -> list[tuple[str, str, float, float]]:
-    """The server process: every host on its own address until SIGTERM; its request log."""
+def raise_open_files() -> None:
+    """The soft limit of open files up to the hard one (inherited by the children)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+async def serve(args: argparse.Namespace) -> list[Entry]:
+    """The server process: every host on its own address until SIGTERM; its request log.
+
+    Prints "ready" once every address listens and "first" at the first request."""
     from aiohttp import web
 
     names = addresses(args.hosts)
@@ -113,12 +156,15 @@ async def serve(args: argparse.Namespace) -> list[tuple[str, str, float, float]]
         )
     }
     pages = args.pages
-    log: list[tuple[str, str, float, float]] = []
+    log: list[Entry] = []
     index = "".join(f'<a href="/p{i}">page {i}</a>\n' for i in range(1, pages))
     index_body = f"<html><head><title>home</title></head><body>{index}</body></html>"
 
     async def handle(request: web.Request) -> web.Response:
         start = time.monotonic()
+        if not first_seen:
+            first_seen.append(start)
+            print("first", flush=True)
         host = request.host
         await asyncio.sleep(latency.get(host, 0.0))
         path = request.path
@@ -131,9 +177,11 @@ async def serve(args: argparse.Namespace) -> list[tuple[str, str, float, float]]
             response = web.Response(text=body + "</html>", content_type="text/html")
         else:
             response = web.Response(status=404, text="not found")
-        log.append((host, path, start, time.monotonic()))
+        agent = request.headers.get("User-Agent", "")
+        log.append((host, path, start, time.monotonic(), agent))
         return response
 
+    first_seen: list[float] = []
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handle)
     runner = web.AppRunner(app, access_log=None)
@@ -156,9 +204,11 @@ async def serve(args: argparse.Namespace) -> list[tuple[str, str, float, float]]
 @dataclass
 class Outcome:
     tool: str
+    rep: int
     wall: float
     exit_code: int
-    log: list[tuple[str, str, float, float]]
+    processes: int
+    log: list[Entry]
 
 
 def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 10.0) -> None:
@@ -176,7 +226,8 @@ def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 
 
 
 @contextlib.contextmanager
-def server(args: argparse.Namespace, port: int, log: Path) -> Iterator[None]:
+def server(args: argparse.Namespace, port: int, log: Path) -> Iterator[IO[str]]:
+    """A fresh server; yields its stdout, on which "first" follows at the first request."""
     command = [
         sys.executable, "-m", "tests.benchmarks.bench_broad", "--serve",
         "--hosts", str(args.hosts), "--pages", str(args.pages), "--port", str(port),
@@ -191,51 +242,112 @@ def server(args: argparse.Namespace, port: int, log: Path) -> Iterator[None]:
         line = proc.stdout.readline()  # "ready", or "" if it died
         if line.strip() != "ready":
             raise SystemExit(f"the server did not start (exit {proc.poll()})")
-        yield
+        yield proc.stdout
     finally:
-        _stop(proc, grace=30.0)
+        _stop(proc, grace=60.0)
 
 
-def run_tool(
-    tool: str, command: list[str], env: dict[str, str], args: argparse.Namespace, port: int
-) -> Outcome:
-    log = Path(args.work) / f"{tool}-requests.json"
-    with server(args, port, log):
-        print(f"{tool}: {' '.join(command[:3])} ... ({len(command)} arguments)", flush=True)
-        started = time.monotonic()
-        out = open(Path(args.work) / f"{tool}.out", "w", encoding="utf-8")  # noqa: SIM115
+@dataclass
+class Launch:
+    """The processes of one run of a tool: the first, then joiners after the first request."""
+
+    first: list[str]
+    joiners: list[list[str]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    before: list[str] | None = None  # run to the end first, not timed (`crawler db start`)
+
+
+def _wait_all(
+    launch: Launch, args: argparse.Namespace, name: str, started: float, first_line: IO[str]
+) -> int:
+    """Start the first process, the joiners once the server saw a request; wait for all.
+
+    The exit code is the first non-zero one (-1: stopped on the timeout)."""
+    outs: list[IO[str]] = []
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(command: list[str]) -> None:
+        out = open(Path(args.work) / f"{name}-{len(procs)}.out", "w", encoding="utf-8")  # noqa: SIM115
+        outs.append(out)
         proc = subprocess.Popen(
-            command, cwd=args.work, env=env, stdout=out, stderr=subprocess.STDOUT,
+            command, cwd=args.work, env=launch.env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        try:
-            code = proc.wait(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            print(f"{tool}: still running after {args.timeout:.0f} s, stopped", flush=True)
+        procs.append(proc)
+
+    try:
+        spawn(launch.first)
+        waiting = bool(launch.joiners)
+        deadline = started + args.timeout
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if waiting and select.select([first_line], [], [], 0.05)[0]:
+                first_line.readline()  # "first": the run exists
+                waiting = False
+                for command in launch.joiners:
+                    spawn(command)
+            time.sleep(0.05)
+        if any(p.poll() is None for p in procs):
+            print(f"{name}: still running after {args.timeout:.0f} s, stopped", flush=True)
+            return -1
+        if waiting:
+            print(f"{name}: the joiners were never started (no request)", flush=True)
+        return next((p.returncode for p in procs if p.returncode != 0), 0)
+    finally:
+        for proc in procs:
             _stop(proc)
-            code = -1
-        finally:
-            _stop(proc)
+        for out in outs:
             out.close()
+
+
+def run_tool(tool: str, rep: int, launch: Launch, args: argparse.Namespace, port: int) -> Outcome:
+    name = f"{tool}-{rep}"
+    log = Path(args.work) / f"{name}-requests.json"
+    if launch.before:
+        subprocess.run(
+            launch.before, cwd=REPO_ROOT, env=launch.env, check=True, timeout=300,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    with server(args, port, log) as first_line:
+        print(
+            f"{name}: {' '.join(launch.first[:3])} ... ({len(launch.first)} arguments)"
+            + (f" + {len(launch.joiners)} joining" if launch.joiners else ""),
+            flush=True,
+        )
+        started = time.monotonic()
+        code = _wait_all(launch, args, name, started, first_line)
         wall = time.monotonic() - started
     entries = json.loads(log.read_text(encoding="utf-8"))
     if code != 0:
-        tail = (Path(args.work) / f"{tool}.out").read_text(encoding="utf-8")[-2000:]
-        print(f"{tool}: exit {code}\n{tail}", flush=True)
-    return Outcome(tool, wall, code, [tuple(e) for e in entries])
+        tail = (Path(args.work) / f"{name}-0.out").read_text(encoding="utf-8")[-2000:]
+        print(f"{name}: exit {code}\n{tail}", flush=True)
+    processes = 1 + len(launch.joiners)
+    return Outcome(tool, rep, wall, code, processes, [tuple(e) for e in entries])
 
 
-def crawler_command(args: argparse.Namespace, seeds: list[str]) -> tuple[list[str], dict[str, str]]:
-    data = Path(args.work) / "crawler-data"
-    command = [
-        sys.executable, "-m", "crawler", "crawl", *seeds, "--name", "broad",
-        "--data-dir", str(data), "--allow-private", "--host-concurrency", "1",
-        "--delay", str(args.delay), "--concurrency", str(args.concurrency), "--json",
-        "--quiet",
+def crawler_data(args: argparse.Namespace, rep: int) -> Path:
+    return Path(args.work) / f"crawler-data-{rep}"
+
+
+def crawler_launch(args: argparse.Namespace, seeds: list[str], rep: int) -> Launch:
+    data = str(crawler_data(args, rep))
+    crawler = [sys.executable, "-m", "crawler"]
+    options = [
+        "--name", "broad", "--data-dir", data, "--allow-private", "--host-concurrency", "1",
+        "--delay", str(args.delay), "--concurrency", str(args.concurrency), "--json", "--quiet",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
-    return command, env
+    if args.join == 1:
+        return Launch([*crawler, "crawl", *seeds, *options], env=env)
+    return Launch(
+        first=[*crawler, "crawl", *seeds, *options, "--user-agent", AGENT.format(1)],
+        joiners=[
+            [*crawler, "crawl", "--join", *options, "--user-agent", AGENT.format(i + 1)]
+            for i in range(1, args.join)
+        ],
+        env=env,
+        before=[*crawler, "db", "start", "--data-dir", data],
+    )
 
 
 def scrapy_venv(args: argparse.Namespace) -> Path:
@@ -249,7 +361,7 @@ def scrapy_venv(args: argparse.Namespace) -> Path:
     return venv
 
 
-def scrapy_command(args: argparse.Namespace, seeds: list[str]) -> tuple[list[str], dict[str, str]]:
+def scrapy_launch(args: argparse.Namespace, seeds: list[str], rep: int) -> Launch:
     venv = scrapy_venv(args)
     spider = Path(args.work) / "broad_spider.py"
     spider.write_text(SCRAPY_SPIDER, encoding="utf-8")
@@ -259,7 +371,8 @@ def scrapy_command(args: argparse.Namespace, seeds: list[str]) -> tuple[list[str
         "CONCURRENT_REQUESTS": args.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_DELAY": args.delay,
-        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "RANDOMIZE_DOWNLOAD_DELAY": False,  # Scrapy < 2.19; later ones warn, and take:
+        "DOWNLOAD_DELAY_JITTER": 0,
         "ROBOTSTXT_OBEY": True,
         "LOG_LEVEL": "WARNING",
         "TELNETCONSOLE_ENABLED": False,
@@ -275,7 +388,7 @@ def scrapy_command(args: argparse.Namespace, seeds: list[str]) -> tuple[list[str
     for key, value in settings.items():
         command += ["-s", f"{key}={value}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWLER_", "SCRAPY_"))}
-    return command, env
+    return Launch(command, env=env)
 
 
 # -- what the request log says ---------------------------------------------------------------
@@ -284,16 +397,24 @@ def scrapy_command(args: argparse.Namespace, seeds: list[str]) -> tuple[list[str
 @dataclass
 class Figures:
     tool: str
+    rep: str
     requests: int
     hosts: int
-    bound: float
+    host_bound: float
+    slot_bound: float
     span: float
     wall: float
+    latency_ratio: float
     short_gaps: int
     min_gap: float
     overlaps: int
     in_flight: float
-    rps: list[float]
+    rps: list[float] = field(default_factory=list)
+    by_agent: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bound(self) -> float:
+        return max(self.host_bound, self.slot_bound)
 
     @property
     def efficiency(self) -> float:
@@ -304,24 +425,27 @@ class Figures:
         return self.bound / self.wall if self.wall > 0 else 0.0
 
 
-def figures(outcome: Outcome, delay: float, latency: dict[str, float]) -> Figures:
+def figures(outcome: Outcome, delay: float, concurrency: int, latency: dict[str, float]) -> Figures:
     by_host: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for host, _path, start, end in outcome.log:
+    for host, _path, start, end, _agent in outcome.log:
         by_host[host].append((start, end))
     short = overlaps = 0
     min_gap = math.inf
-    bound = 0.0
+    host_bound = 0.0
     for host, spans in by_host.items():
         spans.sort()
         lat = latency.get(host, 0.0)
-        bound = max(bound, (len(spans) - 1) * max(delay, lat) + lat)
+        host_bound = max(host_bound, (len(spans) - 1) * max(delay, lat) + lat)
         for (start, end), (next_start, _) in itertools.pairwise(spans):
             gap = next_start - start
             min_gap = min(min_gap, gap)
             short += gap < delay - GAP_NOISE_S
             overlaps += next_start < end
+    rep = str(outcome.rep)
     if not outcome.log:
-        return Figures(outcome.tool, 0, 0, 0.0, 0.0, outcome.wall, 0, math.nan, 0, 0.0, [])
+        return Figures(
+            outcome.tool, rep, 0, 0, 0.0, 0.0, 0.0, outcome.wall, 0.0, 0, math.nan, 0, 0.0
+        )
     first = min(e[2] for e in outcome.log)
     last = max(e[3] for e in outcome.log)
     span = last - first
@@ -329,38 +453,61 @@ def figures(outcome: Outcome, delay: float, latency: dict[str, float]) -> Figure
     for entry in outcome.log:
         windows[int((entry[2] - first) // WINDOW_S)] += 1
     busy = sum(e[3] - e[2] for e in outcome.log)
+    asked = sum(latency.get(e[0], 0.0) for e in outcome.log)
     return Figures(
         tool=outcome.tool,
+        rep=rep,
         requests=len(outcome.log),
         hosts=len(by_host),
-        bound=bound,
+        host_bound=host_bound,
+        slot_bound=busy / (concurrency * outcome.processes),
         span=span,
         wall=outcome.wall,
+        latency_ratio=busy / asked if asked > 0 else 0.0,
         short_gaps=short,
         min_gap=min_gap,
         overlaps=overlaps,
         in_flight=busy / span if span > 0 else 0.0,
         rps=[n / WINDOW_S for n in windows],
+        by_agent=dict(Counter(e[4] for e in outcome.log)),
     )
+
+
+def median_row(rows: list[Figures]) -> Figures:
+    """The median of every numeric column of one tool's rows."""
+    values = {
+        f.name: statistics.median(getattr(r, f.name) for r in rows)
+        for f in fields(Figures)
+        if f.name not in ("tool", "rep", "rps", "by_agent")
+    }
+    return replace(rows[0], rep="median", rps=[], by_agent={}, **values)
 
 
 def table(rows: list[Figures], delay: float) -> None:
     print()
-    header = (
-        f"{'tool':8} {'requests':>8} {'hosts':>6} {'bound s':>8} {'span s':>7} {'wall s':>7} "
-        f"{'eff':>5} {'eff/wall':>8} {'gaps<' + format(delay, 'g') + 's':>9} {'min gap':>8} "
-        f"{'overlaps':>8} {'in flight':>9}"
+    print(
+        f"{'tool':8} {'rep':>6} {'requests':>8} {'hosts':>6} {'host bound':>10} "
+        f"{'slot bound':>10} {'span s':>7} {'wall s':>7} {'eff':>5} {'eff/wall':>8} "
+        f"{'lat x':>5} {'gaps<' + format(delay, 'g') + 's':>9} {'min gap':>8} {'overlaps':>8} "
+        f"{'in flight':>9}"
     )
-    print(header)
     for f in rows:
         print(
-            f"{f.tool:8} {f.requests:>8} {f.hosts:>6} {f.bound:>8.1f} {f.span:>7.1f} "
-            f"{f.wall:>7.1f} {f.efficiency:>5.2f} {f.efficiency_wall:>8.2f} {f.short_gaps:>9} "
-            f"{f.min_gap:>8.3f} {f.overlaps:>8} {f.in_flight:>9.1f}"
+            f"{f.tool:8} {f.rep:>6} {f.requests:>8.0f} {f.hosts:>6.0f} {f.host_bound:>10.1f} "
+            f"{f.slot_bound:>10.1f} {f.span:>7.1f} {f.wall:>7.1f} {f.efficiency:>5.2f} "
+            f"{f.efficiency_wall:>8.2f} {f.latency_ratio:>5.2f} {f.short_gaps:>9.0f} "
+            f"{f.min_gap:>8.3f} {f.overlaps:>8.0f} {f.in_flight:>9.1f}"
         )
     print(f"\nrequests/s by {WINDOW_S:g}-second window:")
     for f in rows:
-        print(f"{f.tool:8} " + " ".join(f"{r:.0f}" for r in f.rps))
+        if f.rps:
+            print(f"{f.tool:8} {f.rep:>6} " + " ".join(f"{r:.0f}" for r in f.rps))
+    agents = [f for f in rows if len(f.by_agent) > 1]
+    if agents:
+        print("\nrequests by process (User-Agent):")
+        for f in agents:
+            counts = ", ".join(f"{a}: {n}" for a, n in sorted(f.by_agent.items()))
+            print(f"{f.tool:8} {f.rep:>6} {counts}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sigma", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--only", choices=("both", "crawler", "scrapy"), default="both")
+    ap.add_argument("--reps", type=int, default=1, help="runs of each tool, interleaved")
+    ap.add_argument("--join", type=int, default=1, help="crawler processes on the one run")
     ap.add_argument("--scrapy-venv", help="a virtualenv for Scrapy (made if missing, kept)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds a tool may run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -384,12 +533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--log", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    raise_open_files()
     if args.serve:
         log = asyncio.run(serve(args))
         Path(args.log).write_text(json.dumps(log), encoding="utf-8")
         return 0
-    if args.pages < 1 or args.hosts < 1:
-        raise SystemExit("--hosts and --pages must be at least 1")
+    if args.pages < 1 or args.hosts < 1 or args.reps < 1 or args.join < 1:
+        raise SystemExit("--hosts, --pages, --reps and --join must be at least 1")
     args.work = tempfile.mkdtemp(prefix="crawler-bench-broad-")
     # As root, the embedded PostgreSQL runs as another user, which must enter the folder.
     Path(args.work).chmod(0o755)
@@ -401,23 +551,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{args.hosts} hosts x {args.pages} pages, latency median "
             f"{sorted(lat)[len(lat) // 2] * 1000:.0f} ms (max {max(lat) * 1000:.0f} ms), "
-            f"delay {args.delay:g} s, concurrency {args.concurrency}, host concurrency 1",
+            f"delay {args.delay:g} s, concurrency {args.concurrency}, host concurrency 1"
+            + (f", {args.join} crawler processes" if args.join > 1 else ""),
             flush=True,
         )
-        rows = []
+        results: dict[str, list[Figures]] = defaultdict(list)
         failed = False
         tools = ("crawler", "scrapy") if args.only == "both" else (args.only,)
+        for rep in range(1, args.reps + 1):
+            for tool in tools:
+                make = crawler_launch if tool == "crawler" else scrapy_launch
+                outcome = run_tool(tool, rep, make(args, seeds, rep), args, port)
+                failed |= outcome.exit_code != 0
+                results[tool].append(figures(outcome, args.delay, args.concurrency, latency))
+        rows = []
         for tool in tools:
-            make = crawler_command if tool == "crawler" else scrapy_command
-            command, env = make(args, seeds)
-            outcome = run_tool(tool, command, env, args, port)
-            failed |= outcome.exit_code != 0
-            rows.append(figures(outcome, args.delay, latency))
+            rows += results[tool]
+            if args.reps > 1:
+                rows.append(median_row(results[tool]))
         table(rows, args.delay)
         return 1 if failed else 0
     finally:
-        data = Path(args.work) / "crawler-data"
-        if data.exists():  # a crawl that was stopped may leave its embedded server running
+        for data in sorted(Path(args.work).glob("crawler-data-*")):
+            # `crawler db start` keeps its server running, and a crawl that was stopped may
+            # leave its embedded server running.
             stop = [sys.executable, "-m", "crawler", "db", "stop", "--data-dir", str(data)]
             subprocess.run(stop, cwd=REPO_ROOT, capture_output=True, timeout=60, check=False)
         if args.keep:
