@@ -42,7 +42,8 @@ From the request log of each run (all processes together):
   (and over the tool's wall time, startup included);
 - lat x: the latencies the server applied over the ones it was asked to (its own load);
 - short gaps: pairs of consecutive requests to one host that started less than the delay
-  apart (5 ms of the server's scheduling noise allowed), and the shortest gap;
+  apart (5 ms of the server's scheduling noise allowed), those shorter than 90% of it (not
+  jitter between a tool's reservation of a slot and its request), and the shortest gap;
 - overlaps: requests to a host that started before the one before ended (two in flight);
 - requests/s over time (5-second windows) and the mean number of requests in flight;
 - with N > 1 reps, a median row per tool (the median of each column).
@@ -281,7 +282,9 @@ def _wait_all(
         deadline = started + args.timeout
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             if waiting and select.select([first_line], [], [], 0.05)[0]:
-                first_line.readline()  # "first": the run exists
+                # "first": the run exists. (Nothing else was buffered with "ready": no
+                # tool was running then.)
+                first_line.readline()
                 waiting = False
                 for command in launch.joiners:
                     spawn(command)
@@ -406,6 +409,8 @@ class Figures:
     wall: float
     latency_ratio: float
     short_gaps: int
+    very_short: int  # shorter than 90% of the delay
+    short_across: int  # of which the two requests came from two processes
     min_gap: float
     overlaps: int
     in_flight: float
@@ -426,25 +431,27 @@ class Figures:
 
 
 def figures(outcome: Outcome, delay: float, concurrency: int, latency: dict[str, float]) -> Figures:
-    by_host: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for host, _path, start, end, _agent in outcome.log:
-        by_host[host].append((start, end))
-    short = overlaps = 0
+    by_host: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for host, _path, start, end, agent in outcome.log:
+        by_host[host].append((start, end, agent))
+    short = very_short = short_across = overlaps = 0
     min_gap = math.inf
     host_bound = 0.0
     for host, spans in by_host.items():
         spans.sort()
         lat = latency.get(host, 0.0)
         host_bound = max(host_bound, (len(spans) - 1) * max(delay, lat) + lat)
-        for (start, end), (next_start, _) in itertools.pairwise(spans):
+        for (start, end, agent), (next_start, _, next_agent) in itertools.pairwise(spans):
             gap = next_start - start
             min_gap = min(min_gap, gap)
             short += gap < delay - GAP_NOISE_S
+            very_short += gap < 0.9 * delay
+            short_across += gap < delay - GAP_NOISE_S and agent != next_agent
             overlaps += next_start < end
     rep = str(outcome.rep)
     if not outcome.log:
         return Figures(
-            outcome.tool, rep, 0, 0, 0.0, 0.0, 0.0, outcome.wall, 0.0, 0, math.nan, 0, 0.0
+            outcome.tool, rep, 0, 0, 0.0, 0.0, 0.0, outcome.wall, 0.0, 0, 0, 0, math.nan, 0, 0.0
         )
     first = min(e[2] for e in outcome.log)
     last = max(e[3] for e in outcome.log)
@@ -465,6 +472,8 @@ def figures(outcome: Outcome, delay: float, concurrency: int, latency: dict[str,
         wall=outcome.wall,
         latency_ratio=busy / asked if asked > 0 else 0.0,
         short_gaps=short,
+        very_short=very_short,
+        short_across=short_across,
         min_gap=min_gap,
         overlaps=overlaps,
         in_flight=busy / span if span > 0 else 0.0,
@@ -488,15 +497,15 @@ def table(rows: list[Figures], delay: float) -> None:
     print(
         f"{'tool':8} {'rep':>6} {'requests':>8} {'hosts':>6} {'host bound':>10} "
         f"{'slot bound':>10} {'span s':>7} {'wall s':>7} {'eff':>5} {'eff/wall':>8} "
-        f"{'lat x':>5} {'gaps<' + format(delay, 'g') + 's':>9} {'min gap':>8} {'overlaps':>8} "
-        f"{'in flight':>9}"
+        f"{'lat x':>5} {'gaps<' + format(delay, 'g') + 's':>9} {'gaps<90%':>9} {'min gap':>8} "
+        f"{'overlaps':>8} {'in flight':>9}"
     )
     for f in rows:
         print(
             f"{f.tool:8} {f.rep:>6} {f.requests:>8.0f} {f.hosts:>6.0f} {f.host_bound:>10.1f} "
             f"{f.slot_bound:>10.1f} {f.span:>7.1f} {f.wall:>7.1f} {f.efficiency:>5.2f} "
             f"{f.efficiency_wall:>8.2f} {f.latency_ratio:>5.2f} {f.short_gaps:>9.0f} "
-            f"{f.min_gap:>8.3f} {f.overlaps:>8.0f} {f.in_flight:>9.1f}"
+            f"{f.very_short:>9.0f} {f.min_gap:>8.3f} {f.overlaps:>8.0f} {f.in_flight:>9.1f}"
         )
     print(f"\nrequests/s by {WINDOW_S:g}-second window:")
     for f in rows:
@@ -507,7 +516,7 @@ def table(rows: list[Figures], delay: float) -> None:
         print("\nrequests by process (User-Agent):")
         for f in agents:
             counts = ", ".join(f"{a}: {n}" for a, n in sorted(f.by_agent.items()))
-            print(f"{f.tool:8} {f.rep:>6} {counts}")
+            print(f"{f.tool:8} {f.rep:>6} {counts}; short gaps across two: {f.short_across}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
