@@ -48,7 +48,7 @@ From the request log of each run (all processes together):
 - requests/s over time (5-second windows) and the mean number of requests in flight;
 - with N > 1 reps, a median row per tool (the median of each column).
 
-Every child is stopped by its pid when done, on a timeout, or on Ctrl-C; the temporary
+Every child is stopped by its pid when done, on a timeout, on Ctrl-C or SIGTERM; the temporary
 folder is removed unless --keep is given.
 """
 
@@ -549,6 +549,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.pages < 1 or args.hosts < 1 or args.reps < 1 or args.join < 1:
         raise SystemExit("--hosts, --pages, --reps and --join must be at least 1")
+    # SIGTERM, and SIGINT even when started in the background (which ignores it), unwind
+    # through the `finally` blocks that stop the children.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.work = tempfile.mkdtemp(prefix="crawler-bench-broad-")
     # As root, the embedded PostgreSQL runs as another user, which must enter the folder.
     Path(args.work).chmod(0o755)
