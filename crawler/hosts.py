@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from crawler.config import Settings
@@ -35,7 +35,7 @@ from crawler.decide import (
 from crawler.kinds import ErrorKind
 from crawler.pacer import HostPacer
 from crawler.politeness import HostClock
-from crawler.records import Booking, FetchResult, HostDone
+from crawler.records import Booking, FetchResult, HostDone, HostTurn
 from crawler.robots import RobotsPolicy
 from crawler.seams import Fetcher
 from crawler.throttle import Throttle
@@ -46,6 +46,10 @@ ROBOTS_RETRY_TTL = ROBOTS_RETRY_DELAY  # 5xx/429: fetched again for the task's r
 ROBOTS_DOWN_TTL = 60.0  # no answer at all: the host's URLs fail meanwhile, none fetched
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
 SWEEP_EVERY = 1000  # requests between sweeps of idle hosts' in-process state
+TURN_RETRY = 0.1  # seconds between asks for a turn of a host with no free slot
+# Books a turn of a host for a request with no task (the frontier's `book`, through the
+# pool's outage): None while the host has no free slot.
+Booker = Callable[[str], Awaitable[HostTurn | None]]
 
 
 @dataclass(slots=True)
@@ -62,11 +66,16 @@ class Hosts:
     """The hosts of a run as this process sees them: bookings used, robots policies."""
 
     def __init__(
-        self, settings: Settings, fetcher: Fetcher, pacer: HostPacer | None = None
+        self,
+        settings: Settings,
+        fetcher: Fetcher,
+        pacer: HostPacer | None = None,
+        booker: Booker | None = None,
     ) -> None:
         self.settings = settings
         self.fetcher = fetcher
         self.pacer = pacer or HostPacer()
+        self.booker = booker
         self.throttle = Throttle.from_delay(settings.delay)
         # Requests in flight in this process (--concurrency), taken last: a task waiting for
         # its host holds none.
@@ -75,6 +84,7 @@ class Hosts:
         self.local: dict[str, _Local] = {}
         self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
+        self.robots_readers: dict[str, bool] = {}  # origin -> is its reader booked?
         self.deferrals: dict[str, str] = {}  # host -> why it is left for the next run
         self.spent: set[int] = set()  # frontier ids whose booking a request has used
         self.floors: dict[str, float] = {}  # host -> Crawl-delay, for unbooked requests
@@ -105,19 +115,23 @@ class Hosts:
         max_redirects: int | None = None,
         booking: Booking | None = None,
     ) -> FetchResult:
-        """Fetch politely: with a booking, at its start or later; without one (sitemaps), at
-        the host's delay from this process's last request to it. At most `concurrency`
-        requests of this process are in flight at once."""
+        """Fetch politely: with a booking, at its start or later; without one (robots.txt
+        for the sitemaps, a sitemap), in a turn of the host booked here, or with no frontier
+        to book from, at the host's delay from this process's last request to it. At most
+        `concurrency` requests of this process are in flight at once."""
         host = host_key(url)
         local = self._local(host)
         local.users += 1
+        turn: Booking | HostTurn | None = booking
         try:
+            if turn is None and self.booker is not None:
+                turn = await self._turn(host)
             async with local.slot:
                 now = time.monotonic()
-                # Booked: at its start or later (the pool's timer), and after any unbooked
-                # request of ours to the host (a sitemap); unbooked: the host's delay after
-                # our last request to it.
-                pause = local.clock.reserve(now) if booking is None else local.clock.waiting(now)
+                # In a booking or turn: at its start or later, and after any unbooked
+                # request of ours to the host; unbooked: the host's delay after our last
+                # request to it.
+                pause = local.clock.reserve(now) if turn is None else local.clock.waiting(now)
                 if pause > 0:
                     await asyncio.sleep(pause)
                 async with self.requests:
@@ -125,7 +139,7 @@ class Hosts:
                     started = time.monotonic()
                     # The real start, after the wait for a request slot: the next unbooked
                     # request keeps its distance from it.
-                    gap = local.clock.delay if booking is None else booking.gap
+                    gap = local.clock.delay if turn is None else turn.gap
                     local.clock.block_until(started + gap)
                     try:
                         result = await self.fetcher.fetch(
@@ -139,13 +153,28 @@ class Hosts:
                 # when the loop was busy, and what the host saw.
                 started = max(started, result.sent_at)
                 local.clock.block_until(started + gap)
-                self._paced(host, local, result, started, booking)
+                self._paced(host, local, result, started, turn)
+                turn = None
         finally:
+            if isinstance(turn, HostTurn):  # booked here, never used: give the slot back
+                self.pacer.done(HostDone(turn.host_id, 0.0, turn.delay))
             local.users -= 1
             self.requests_done += 1
             if self.requests_done % SWEEP_EVERY == 0:
                 self._sweep()
         return result
+
+    async def _turn(self, host: str) -> HostTurn:
+        """A turn of `host` from the frontier, at its start."""
+        assert self.booker is not None
+        while True:
+            turn = await self.booker(host)
+            if turn is not None:
+                break
+            await asyncio.sleep(TURN_RETRY)  # a slot frees when a request ends: poll
+        if turn.wait > 0:
+            await asyncio.sleep(turn.wait)
+        return turn
 
     def _local(self, host: str) -> _Local:
         local = self.local.get(host)
@@ -163,7 +192,7 @@ class Hosts:
         local: _Local,
         result: FetchResult,
         started: float,
-        booking: Booking | None,
+        booking: Booking | HostTurn | None,
     ) -> None:
         """The host's pace after an answer: its next delay, blocks, deferral."""
         now = time.monotonic()
@@ -197,21 +226,36 @@ class Hosts:
         for host in idle:
             del self.local[host]
 
-    async def robots(self, url: str, booking: Booking | None = None) -> RobotsPolicy:
-        """The policy of the URL's origin: cached (ROBOTS_TTL; a failed fetch of robots.txt
-        for less long), else fetched once however many tasks ask at the same time, with
-        the booking of the task that asked first (`spent` then holds its id). A host left
-        for the next run is not asked again: the last policy stands."""
+    async def robots(self, url: str) -> RobotsPolicy:
+        """The policy of the URL's origin (see `_robots`), read in a turn of the host."""
+        policy = await self._robots(url, None)
+        assert policy is not None  # only a booked read gives way
+        return policy
+
+    async def robots_for(self, url: str, booking: Booking) -> RobotsPolicy | None:
+        """The policy of the URL's origin for a booked task: read, if it must be, with the
+        task's booking (`spent` then holds its id); None when a read without a booking (the
+        sitemaps') is under way: it may be waiting for the very slot this booking holds,
+        so the task gives its booking up and goes back to the queue."""
+        return await self._robots(url, booking)
+
+    async def _robots(self, url: str, booking: Booking | None) -> RobotsPolicy | None:
+        """Cached (ROBOTS_TTL; a failed fetch of robots.txt for less long), else fetched
+        once however many tasks ask at the same time. A host left for the next run is not
+        asked again: the last policy stands."""
         key = origin(url)
         cached = self.policies.get(key)
         now = time.monotonic()
         if cached is not None and (cached[0] > now or self.deferred(url) is not None):
             return cached[1]
         lock = self.robots_locks.setdefault(key, asyncio.Lock())
+        if booking is not None and lock.locked() and not self.robots_readers.get(key, True):
+            return None
         async with lock:
             cached = self.policies.get(key)
             if cached is not None and cached[0] > time.monotonic():
                 return cached[1]
+            self.robots_readers[key] = booking is not None
             result = await self.fetch(
                 key + "/robots.txt", max_redirects=ROBOTS_MAX_REDIRECTS, booking=booking
             )

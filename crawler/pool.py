@@ -31,7 +31,7 @@ from crawler.loop_health import LagMeter, tuned_gc
 from crawler.outage import DatabaseOutage
 from crawler.pacer import HostPacer
 from crawler.parse_workers import InlineParser, Parser
-from crawler.records import Booking, RunStats
+from crawler.records import Booking, HostTurn, RunStats
 from crawler.runner import TaskRunner
 from crawler.scope import Scope
 from crawler.seams import Fetcher, Frontier, Store
@@ -76,7 +76,7 @@ class Pool:
         self.known = KnownUrls()
         self.outage = DatabaseOutage(settings.database_wait, self.stop)
         self.pacer = HostPacer(self.progress.set)
-        self.hosts = Hosts(settings, fetcher, self.pacer)
+        self.hosts = Hosts(settings, fetcher, self.pacer, self._book)
         self.lag = LagMeter()
         self.runner = TaskRunner(
             settings,
@@ -202,6 +202,11 @@ class Pool:
                     return RunOutcome.FINISHED
             await self._wait(IDLE_CLAIM)
         return RunOutcome.STOPPED
+
+    async def _book(self, host: str) -> HostTurn | None:
+        """A turn of `host` for a request with no task (robots.txt for the sitemaps, a
+        sitemap), booked in the frontier like a claim's."""
+        return await self.outage(functools.partial(self.frontier.book, host))
 
     def _schedule(self, bookings: list[Booking]) -> None:
         """Each booking to the workers at its start: at once, or by a timer."""

@@ -207,6 +207,18 @@ class Booking:
 
 
 @dataclass(frozen=True, slots=True)
+class HostTurn:
+    """A slot and start of a host booked for a request with no task behind it (robots.txt
+    read for the sitemaps, a sitemap): its request may start `wait` seconds after the
+    booking answered. Finished like a `Booking`, with a `HostDone`."""
+
+    host_id: int
+    wait: float
+    delay: float
+    gap: float
+
+
+@dataclass(frozen=True, slots=True)
 class HostDone:
     """A request of a booked task finished: free its host's slot and pace the host.
 

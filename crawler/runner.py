@@ -83,11 +83,18 @@ class TaskRunner:
 
     async def _run(self, task: CrawlTask, booking: Booking | None) -> bool:
         settings = self.settings
-        robots = None if settings.ignore_robots else await self.hosts.robots(task.url, booking)
-        if booking is not None and task.frontier_id in self.hosts.spent:
-            # Reading robots.txt took the booking: the page waits for one of its own.
-            await self.outage(lambda: self.store.postpone(task, 0.0))
-            return True
+        robots = None
+        if settings.ignore_robots:
+            pass
+        elif booking is None:
+            robots = await self.hosts.robots(task.url)
+        else:
+            robots = await self.hosts.robots_for(task.url, booking)
+            if robots is None or task.frontier_id in self.hosts.spent:
+                # Reading robots.txt took the booking, or a read without one waits for the
+                # host: the page waits for a booking of its own.
+                await self.outage(lambda: self.store.postpone(task, 0.0))
+                return True
         deferred = self.hosts.deferred(task.url)
         decision: Decision | None = decide.admit(task, settings, robots, deferred)
         result: FetchResult | None = None

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
-from crawler.records import Booking, CrawlTask, FetchResult, HostDone, PageRecord
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone, HostTurn, PageRecord
 
 
 class Fetcher(Protocol):
@@ -41,6 +41,10 @@ class Frontier(Protocol):
     async def claim(self, n: int) -> list[Booking]:
         """Lease up to `n` tasks of hosts that may be fetched now (or within a moment: each
         booking says when its request may start), booking each host for them."""
+        ...
+
+    async def book(self, host: str) -> HostTurn | None:
+        """A slot and start of `host` for a request with no task (None: none free now)."""
         ...
 
     async def finish(self, done: list[HostDone]) -> None:

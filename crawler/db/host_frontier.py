@@ -32,7 +32,7 @@ from sqlalchemy import text
 
 from crawler.db.database import Database
 from crawler.db.frontier import OPEN_ROWS
-from crawler.records import Booking, CrawlTask, HostDone
+from crawler.records import Booking, CrawlTask, HostDone, HostTurn
 
 # The pace a run's hosts start at: new hosts take it from `frontier_runs` (the insert trigger
 # of migration 0008), the run's known hosts get its slots now, and its delay when fixed
@@ -177,6 +177,36 @@ _RELEASE = text(
     UPDATE frontier_hosts h SET in_flight = greatest(h.in_flight - b.n, 0)
     FROM (SELECT host, count(*) AS n FROM back GROUP BY host) b
     WHERE h.run_id = :run_id AND h.host = b.host AND :free_slots
+    """
+)
+
+# A turn of a host for a request with no URL of the frontier behind it (robots.txt read for
+# the sitemaps, a sitemap): its row made if missing, then one slot and one start booked, as
+# a claim books them. Nothing when the host has no free slot now.
+_HOST_ROW = text(
+    """
+    INSERT INTO frontier_hosts (run_id, host, slots, delay)
+    SELECT :run_id, :host, coalesce(max(r.host_slots), 1), coalesce(max(r.first_delay), 0)
+    FROM frontier_runs r WHERE r.run_id = :run_id
+    ON CONFLICT (run_id, host) DO NOTHING
+    """
+)
+
+_BOOK = text(
+    """
+    WITH h AS (
+        SELECT id, greatest(next_at, now()) AS start_at, delay,
+               greatest(delay, min_delay) AS gap
+        FROM frontier_hosts
+        WHERE run_id = :run_id AND host = :host AND in_flight < slots
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE frontier_hosts f SET
+        in_flight = f.in_flight + 1,
+        next_at = h.start_at + make_interval(secs => h.gap),
+        busy_until = greatest(f.busy_until, h.start_at + make_interval(secs => :lease))
+    FROM h WHERE f.id = h.id
+    RETURNING f.id, h.delay, h.gap, greatest(extract(epoch FROM h.start_at - now()), 0) AS wait
     """
 )
 
@@ -338,6 +368,15 @@ class PgHostFrontier:
                 "free_slots": free_slots,
             }
             await self.db.execute(_RELEASE, params)
+
+    async def book(self, host: str) -> HostTurn | None:
+        """A slot and start of `host` for a request with no task (None: no slot free now)."""
+        params = {"run_id": self.run_id, "host": host, "lease": self.lease_seconds}
+        await self.db.execute(_HOST_ROW, params)
+        row = await self.db.first(_BOOK, params)
+        if row is None:
+            return None
+        return HostTurn(row.id, float(row.wait), float(row.delay), float(row.gap))
 
     async def renew(self, ids: list[int]) -> None:
         """Extend the leases of rows still in flight, and their hosts' bookings."""

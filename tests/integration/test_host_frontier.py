@@ -240,3 +240,19 @@ async def test_requeue_after_finish_and_a_host_with_nothing_due_is_passed_over(r
     assert rows == [("later.test", 1, 0, True), ("robots.test", 1, 0, False)]
     (again,) = await frontier.claim(10)
     assert again.task.frontier_id == booking.task.frontier_id
+
+
+async def test_a_turn_without_a_task_is_booked_like_a_claim(run: Run) -> None:
+    """`book` (robots.txt for the sitemaps, a sitemap): the host's row is made if missing,
+    its one slot taken and its next start pushed by its delay; a claim then waits for it."""
+    frontier = run.frontier(lookahead=0.0)
+    await frontier.prepare(host_slots=1, first_delay=2.0)
+    turn = await frontier.book("h0.test")
+    assert turn is not None and turn.wait == 0.0 and turn.gap == 2.0
+    assert await frontier.book("h0.test") is None  # its one slot is taken
+    await run.queue(urls(1, 2))
+    assert await frontier.claim(5) == []  # nor can a claim take the host
+    await frontier.finish([HostDone(turn.host_id, time.monotonic(), 2.0)])
+    assert await frontier.claim(5) == []  # free, but 2 s after the turn's start
+    again = await frontier.book("h0.test")
+    assert again is not None and 1.5 < again.wait <= 2.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crawler.records import Booking, CrawlTask, FetchResult, HostDone, PageRecord
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone, HostTurn, PageRecord
 
 
 @dataclass
@@ -79,6 +79,9 @@ class MemoryRun:
 
     async def finish(self, done: list[HostDone]) -> None:
         self.finished.extend(done)
+
+    async def book(self, host: str) -> HostTurn | None:
+        return HostTurn(host_id=1, wait=0.0, delay=0.0, gap=0.0)
 
     async def block(self, host_id: int, seconds: float) -> None:
         pass

@@ -7,7 +7,7 @@ from typing import Any
 
 from crawler.config import Settings
 from crawler.pool import Pool
-from crawler.records import Booking, CrawlTask, FetchResult, HostDone
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone, HostTurn
 from crawler.scope import Scope
 
 ORIGIN = "http://a.example"
@@ -44,6 +44,9 @@ class FakeFrontier:
 
     async def finish(self, done: list[HostDone]) -> None:
         pass
+
+    async def book(self, host: str) -> HostTurn | None:
+        return HostTurn(host_id=1, wait=0.0, delay=0.0, gap=0.0)
 
     async def block(self, host_id: int, seconds: float) -> None:
         pass

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from crawler.config_sources import load_settings
 from crawler.records import FetchResult
-from tests.unit.pool_fakes import ORIGIN, FakeFetcher, make_pool
+from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
 
 SITEMAP = (
     '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
@@ -41,8 +41,8 @@ async def test_sitemap_urls_are_queued_and_known() -> None:
     the links that point at them are not sent to the database again."""
     settings = load_settings({"seeds": (ORIGIN + "/",)})
     sink = FakeSink()
-    # No frontier: it is not asked while reading sitemaps.
-    pool = make_pool(settings, None, SitemapFetcher(), sink, sitemap_origins=(ORIGIN,))
+    # The frontier only books the host's turns (robots.txt, the sitemap).
+    pool = make_pool(settings, FakeFrontier(), SitemapFetcher(), sink, sitemap_origins=(ORIGIN,))
     await pool.sitemaps.run()
     expected = [ORIGIN + "/a", ORIGIN + "/b?x=1"]
     assert [url for url, _ in sink.listed] == expected
