@@ -20,6 +20,7 @@ the next run: `deferred` says why, and the runner fails its URLs without fetchin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Hosts:
         self.policies: dict[str, tuple[float, RobotsPolicy]] = {}
         self.robots_locks: dict[str, asyncio.Lock] = {}
         self.robots_readers: dict[str, bool] = {}  # origin -> is its reader booked?
+        self.robots_read: dict[str, asyncio.Event] = {}  # origin -> set once it has a policy
         self.deferrals: dict[str, str] = {}  # host -> why it is left for the next run
         self.spent: set[int] = set()  # frontier ids whose booking a request has used
         self.floors: dict[str, float] = {}  # host -> Crawl-delay, for unbooked requests
@@ -226,6 +228,16 @@ class Hosts:
         for host in idle:
             del self.local[host]
 
+    async def robots_soon(self, url: str, within: float) -> RobotsPolicy:
+        """The policy of the URL's origin, as the tasks of its host read it (with their
+        bookings), waited for at most `within` seconds; then read in a turn of the host."""
+        key = origin(url)
+        read = self.robots_read.setdefault(key, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await read.wait()
+        return await self.robots(url)
+
     async def robots(self, url: str) -> RobotsPolicy:
         """The policy of the URL's origin (see `_robots`), read in a turn of the host."""
         policy = await self._robots(url, None)
@@ -276,6 +288,7 @@ class Hosts:
                 down = policy.failure in UNREACHABLE_KINDS
                 ttl = ROBOTS_DOWN_TTL if down else ROBOTS_RETRY_TTL
             self.policies[key] = (time.monotonic() + ttl, policy)
+            self.robots_read.setdefault(key, asyncio.Event()).set()
             if policy.crawl_delay:
                 self._crawl_delay(host_key(url), policy.crawl_delay)
             return policy

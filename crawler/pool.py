@@ -166,7 +166,12 @@ class Pool:
             # then ends the wait below at once instead of being lost with the clear.
             self.progress.clear()
             if self.budget is not None and self.budget <= 0:
-                return RunOutcome.LIMIT
+                if not self.in_flight:
+                    return RunOutcome.LIMIT
+                # A task in flight may go back untried (its booking read robots.txt) and
+                # give its page back to the budget.
+                await self._wait(IDLE_CLAIM)
+                continue
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 return RunOutcome.TIMEOUT
             # Bookings waiting for their start (timers) hold no worker: they do not count.

@@ -42,6 +42,7 @@ from crawler.scope import Scope
 from crawler.seams import Store
 
 log = logging.getLogger("crawler")
+GIVE_WAY = 1.0  # seconds a task gives a robots.txt read without a booking (see Hosts)
 Decision = decide.Admission | decide.Schedule | decide.Verdict
 
 
@@ -91,9 +92,11 @@ class TaskRunner:
         else:
             robots = await self.hosts.robots_for(task.url, booking)
             if robots is None or task.frontier_id in self.hosts.spent:
-                # Reading robots.txt took the booking, or a read without one waits for the
-                # host: the page waits for a booking of its own.
-                await self.outage(lambda: self.store.postpone(task, 0.0))
+                # Reading robots.txt took the booking (the page waits for a booking of its
+                # own), or a read without a booking waits for the host (the page gives it
+                # a moment, or its next booking would take the slot again).
+                delay = GIVE_WAY if robots is None else 0.0
+                await self.outage(lambda: self.store.postpone(task, delay))
                 return True
         deferred = self.hosts.deferred(task.url)
         decision: Decision | None = decide.admit(task, settings, robots, deferred)

@@ -33,6 +33,7 @@ from crawler.urls import canonicalize
 log = logging.getLogger("crawler")
 MAX_SITEMAPS = 50
 SITEMAP_SLICE = 200  # sitemap URLs decided on between two turns of the loop
+ROBOTS_WAIT = 10.0  # seconds to wait for an origin's robots.txt as its tasks read it
 
 
 class SitemapFeed:
@@ -78,7 +79,9 @@ class SitemapFeed:
             if self.settings.ignore_robots:
                 todo.append(guess)
                 continue
-            policy = await self.hosts.robots(origin_url + "/")
+            # Its seed's task reads it, with a booking; a read of our own would have to wait
+            # for a turn of the host that the task's booking holds.
+            policy = await self.hosts.robots_soon(origin_url + "/", ROBOTS_WAIT)
             if policy.sitemaps:
                 todo.extend(policy.sitemaps)
             elif policy.allowed(guess) and self.hosts.deferred(guess) is None:

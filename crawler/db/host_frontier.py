@@ -210,6 +210,16 @@ _BOOK = text(
     """
 )
 
+# A turn that found no free slot holds the host's claims back a moment, so that the slot
+# freed next goes to the turn, not to the next claim.
+_HOLD = text(
+    """
+    UPDATE frontier_hosts SET next_at = greatest(next_at, now() + make_interval(secs => :hold))
+    WHERE run_id = :run_id AND host = :host
+    """
+)
+TURN_HOLD = 0.2  # seconds
+
 _RENEW = text(
     """
     WITH renewed AS (
@@ -370,11 +380,13 @@ class PgHostFrontier:
             await self.db.execute(_RELEASE, params)
 
     async def book(self, host: str) -> HostTurn | None:
-        """A slot and start of `host` for a request with no task (None: no slot free now)."""
+        """A slot and start of `host` for a request with no task (None: no slot free now;
+        the host's claims then wait TURN_HOLD seconds, so a turn is not starved by them)."""
         params = {"run_id": self.run_id, "host": host, "lease": self.lease_seconds}
         await self.db.execute(_HOST_ROW, params)
         row = await self.db.first(_BOOK, params)
         if row is None:
+            await self.db.execute(_HOLD, {**params, "hold": TURN_HOLD})
             return None
         return HostTurn(row.id, float(row.wait), float(row.delay), float(row.gap))
 
