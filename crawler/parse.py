@@ -175,6 +175,18 @@ class _Elements:
             self.inline = []
 
 
+def _anchor_text(node: LexborNode) -> str:
+    """`node.text(separator=" ")`, read directly from the one text node most anchors hold
+    once the inline elements are unwrapped (1.5% of parse_html's instructions on the
+    benchmark's pages)."""
+    child = node.first_child
+    if child is not None and child.next is None:
+        text = child.text_content
+        if text is not None:
+            return text
+    return node.text(separator=" ")
+
+
 def _links(linkers: list[LexborNode], base: str) -> tuple[Link, ...]:
     """The links of the `a` and `area` elements with an href, in document order."""
     links: list[Link] = []
@@ -188,7 +200,7 @@ def _links(linkers: list[LexborNode], base: str) -> tuple[Link, ...]:
                 continue
             hrefs.append(attrs["href"] or "")
             # <area> has no content; its alt text is what a reader gets instead.
-            raw = attrs.get("alt") if node.tag == "area" else node.text(separator=" ")
+            raw = attrs.get("alt") if node.tag == "area" else _anchor_text(node)
             texts.append(_collapse(raw)[:MAX_ANCHOR_CHARS].rstrip())
             rel = attrs.get("rel")
             nofollows.append(rel is not None and "nofollow" in rel.lower().split())
