@@ -23,6 +23,15 @@ probe each (a LATERAL subquery with LIMIT: as `NOT EXISTS` the planner may choos
 anti-join over every frontier row of the run), and new URLs are inserted in sorted order.
 Deadlocks that remain possible roll the statement back whole, and it is retried.
 
+Copies: a scan of a CTE copies every row it reads, and the join of a CTE as the inner side
+of a nested loop reads it once for each outer row. So `live` (the tasks whose lease held)
+carries only the narrow columns and each task's position `i` in the arrays; the wide ones
+(the page's text, its links, its bodies) are taken from the arrays by that position where
+they are written, and so copied only into the rows that keep them. `new_links` walks `live`
+and looks its page up in `page`, and `old` carries what `touched` and `gone` select on, so
+no CTE is read more than once a use. With the wide columns in `live`, the copies were about
+a quarter of the server's instructions for a page.
+
 Plans: the tables grow from nothing during a first crawl, faster than autovacuum analyzes
 them, so the planner works from stale statistics. Every lookup is therefore written so that
 only one plan is possible, an index probe per row (LATERAL … LIMIT 1, `= ANY(ARRAY(…))`):
@@ -46,24 +55,7 @@ from crawler.records import PageRecord
 
 WRITE_BATCH = text(
     """
-WITH input AS (
-    SELECT * FROM unnest(
-        CAST(:fid AS bigint[]), CAST(:kind AS text[]), CAST(:url AS text[]),
-        CAST(:final_url AS text[]), CAST(:status AS integer[]), CAST(:content_type AS text[]),
-        CAST(:bytes AS integer[]), CAST(:elapsed_ms AS integer[]), CAST(:redirects AS text[]),
-        CAST(:error_kind AS text[]), CAST(:error AS text[]), CAST(:title AS text[]),
-        CAST(:description AS text[]), CAST(:canonical AS text[]), CAST(:lang AS text[]),
-        CAST(:h1 AS text[]), CAST(:text AS text[]), CAST(:meta_robots AS text[]),
-        CAST(:content_hash AS text[]), CAST(:etag AS text[]), CAST(:last_modified AS text[]),
-        CAST(:depth AS integer[]), CAST(:data AS text[]), CAST(:body AS bytea[]),
-        CAST(:link_urls AS text[]), CAST(:link_texts AS text[]), CAST(:link_nofollow AS text[]),
-        CAST(:rendered AS boolean[]), CAST(:static_hash AS text[]), CAST(:static_body AS bytea[])
-    ) AS t(fid, kind, url, final_url, status, content_type, bytes, elapsed_ms, redirects,
-           error_kind, error, title, description, canonical, lang, h1, text, meta_robots,
-           content_hash, etag, last_modified, depth, data, body, link_urls, link_texts,
-           link_nofollow, rendered, static_hash, static_body)
-),
-done AS (
+WITH done AS (
     UPDATE frontier SET state = 'done', lease_until = NULL
     WHERE id = ANY(CAST(:fid AS bigint[])) AND """
     + LEASE_HELD
@@ -71,10 +63,23 @@ done AS (
     RETURNING id
 ),
 live AS (
-    SELECT input.* FROM input JOIN done ON done.id = input.fid
+    SELECT t.* FROM unnest(
+        CAST(:fid AS bigint[]), CAST(:kind AS text[]), CAST(:url AS text[]),
+        CAST(:final_url AS text[]), CAST(:status AS integer[]), CAST(:content_type AS text[]),
+        CAST(:bytes AS integer[]), CAST(:elapsed_ms AS integer[]), CAST(:redirects AS text[]),
+        CAST(:error_kind AS text[]), CAST(:error AS text[]), CAST(:title AS text[]),
+        CAST(:description AS text[]), CAST(:canonical AS text[]), CAST(:lang AS text[]),
+        CAST(:h1 AS text[]), CAST(:meta_robots AS text[]), CAST(:content_hash AS text[]),
+        CAST(:etag AS text[]), CAST(:last_modified AS text[]), CAST(:depth AS integer[]),
+        CAST(:rendered AS boolean[]), CAST(:static_hash AS text[])
+    ) WITH ORDINALITY AS t(fid, kind, url, final_url, status, content_type, bytes, elapsed_ms,
+                           redirects, error_kind, error, title, description, canonical, lang,
+                           h1, meta_robots, content_hash, etag, last_modified, depth, rendered,
+                           static_hash, i)
+    JOIN done ON done.id = t.fid
 ),
 old AS (
-    SELECT l.url, p.id, p.content_hash, p.gone_at
+    SELECT l.url, l.kind, l.status, p.id, p.content_hash, p.gone_at
     FROM live l
     CROSS JOIN LATERAL (
         SELECT id, content_hash, gone_at FROM pages
@@ -86,9 +91,9 @@ page AS (
                        description, canonical, lang, h1, text, meta_robots, content_hash,
                        etag, last_modified, depth, last_run_id, data, rendered, static_hash)
     SELECT CAST(:crawl_id AS bigint), url, final_url, status, content_type, bytes, title,
-           description, canonical, lang, h1, text, meta_robots, content_hash, etag,
-           last_modified, depth, CAST(:run_id AS bigint), CAST(data AS jsonb), rendered,
-           static_hash
+           description, canonical, lang, h1, (CAST(:text AS text[]))[i], meta_robots,
+           content_hash, etag, last_modified, depth, CAST(:run_id AS bigint),
+           CAST((CAST(:data AS text[]))[i] AS jsonb), rendered, static_hash
     FROM live WHERE kind = 'page'
     ORDER BY url
     ON CONFLICT (crawl_id, url) DO UPDATE SET
@@ -140,29 +145,30 @@ history AS (
 ),
 touched AS (
     UPDATE pages SET fetched_at = now(), last_run_id = :run_id
-    WHERE id = ANY(ARRAY(
-        SELECT o.id FROM old o JOIN live l ON l.url = o.url WHERE l.kind = 'not_modified'
-    ))
+    WHERE id = ANY(ARRAY(SELECT id FROM old WHERE kind = 'not_modified'))
 ),
 gone AS (
     UPDATE pages SET gone_at = coalesce(pages.gone_at, now()), status = g.status,
                      fetched_at = now(), last_run_id = :run_id
-    FROM (
-        SELECT o.id, l.status FROM old o JOIN live l ON l.url = o.url
-        WHERE l.kind = 'fetch' AND l.status IN (404, 410)
-    ) g
+    FROM (SELECT id, status FROM old WHERE kind = 'fetch' AND status IN (404, 410)) g
     WHERE pages.id = g.id
 ),
 new_links AS (
     INSERT INTO page_links (page_id, target_urls, anchor_texts, nofollow)
-    SELECT page.id, string_to_array(live.link_urls, E'\n'),
+    SELECT p.id, string_to_array(k.urls, E'\n'),
            -- one element a link, also when the only link has an empty text
-           CASE WHEN live.link_urls = '' THEN '{}'
-                ELSE (string_to_array(E'\n' || live.link_texts, E'\n'))[2:] END,
-           CAST(string_to_array(live.link_nofollow, E'\n') AS boolean[])
-    FROM page
-    JOIN live ON live.url = page.url
-    ORDER BY page.id
+           CASE WHEN k.urls = '' THEN '{}'
+                ELSE (string_to_array(E'\n' || k.texts, E'\n'))[2:] END,
+           CAST(string_to_array(k.nofollow, E'\n') AS boolean[])
+    FROM live
+    CROSS JOIN LATERAL (SELECT id FROM page WHERE page.url = live.url LIMIT 1) p
+    CROSS JOIN LATERAL (
+        SELECT (CAST(:link_urls AS text[]))[live.i] AS urls,
+               (CAST(:link_texts AS text[]))[live.i] AS texts,
+               (CAST(:link_nofollow AS text[]))[live.i] AS nofollow
+    ) k
+    WHERE live.kind = 'page'
+    ORDER BY p.id
     ON CONFLICT (page_id) DO UPDATE SET
         target_urls = EXCLUDED.target_urls,
         anchor_texts = EXCLUDED.anchor_texts,
@@ -171,11 +177,11 @@ new_links AS (
 body AS (
     INSERT INTO bodies (content_hash, body)
     SELECT DISTINCT ON (hash) hash, kept FROM (
-        SELECT content_hash, body FROM live WHERE kind = 'page' AND body IS NOT NULL
+        SELECT content_hash, (CAST(:body AS bytea[]))[i] FROM live WHERE kind = 'page'
         UNION ALL
-        SELECT static_hash, static_body FROM live
-        WHERE kind = 'page' AND static_body IS NOT NULL
+        SELECT static_hash, (CAST(:static_body AS bytea[]))[i] FROM live WHERE kind = 'page'
     ) AS k(hash, kept)
+    WHERE kept IS NOT NULL
     ORDER BY hash
     ON CONFLICT (content_hash) DO NOTHING
 ),
