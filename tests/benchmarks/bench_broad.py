@@ -36,7 +36,7 @@ From the request log of each run (all processes together):
     maximum over hosts;
   - slot bound: at most C requests in flight (C * N with N processes joined), so the sum of
     the latencies the server applied (end - start of every request, robots.txt included)
-    over C;
+    over C (over C * N);
   and the bound is the larger one (for 5,000 hosts x 4 pages at 80 ms, the slot bound);
 - efficiency: the bound over the time from the first request's start to the last's end
   (and over the tool's wall time, startup included);
