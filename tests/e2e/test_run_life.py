@@ -198,14 +198,10 @@ async def test_resume_keeps_the_stored_settings_and_max_pages_counts_per_invocat
 
 async def test_sites_on_two_ports_are_two_crawls(db_url: str, tmp_path: Path) -> None:
     async with serve_site() as one, serve_site() as two, connect(db_url) as conn:
-        first, second = [
-            await cli(tmp_path, "crawl", base + "/", "--database-url", db_url, "--json")
-            for base in (one, two)
-        ]
+        fast = ("--delay", "0", "--database-url", db_url, "--json")
+        first, second = [await cli(tmp_path, "crawl", base + "/", *fast) for base in (one, two)]
         name_one = one.removeprefix("http://")
-        joined = await cli(
-            tmp_path, "crawl", two + "/", "--name", name_one, "--database-url", db_url, "--json"
-        )
+        joined = await cli(tmp_path, "crawl", two + "/", "--name", name_one, *fast)
         crawls = {r["name"]: list(r["seeds"]) for r in await conn.fetch("SELECT * FROM crawls")}
 
     for done in (first, second, joined):

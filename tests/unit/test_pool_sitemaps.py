@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
+from crawler import sitemap_feed
 from crawler.config_sources import load_settings
 from crawler.records import FetchResult
 from tests.unit.pool_fakes import ORIGIN, FakeFetcher, FakeFrontier, make_pool
@@ -36,9 +39,11 @@ class FakeSink:
         return len(entries)
 
 
-async def test_sitemap_urls_are_queued_and_known() -> None:
+async def test_sitemap_urls_are_queued_and_known(monkeypatch: pytest.MonkeyPatch) -> None:
     """Queued from the sitemap, its in-scope URLs have frontier rows: the pool knows them, so
     the links that point at them are not sent to the database again."""
+    # No task reads robots.txt here: the reader reads it at once.
+    monkeypatch.setattr(sitemap_feed, "ROBOTS_WAIT", 0.0)
     settings = load_settings({"seeds": (ORIGIN + "/",)})
     sink = FakeSink()
     # The frontier only books the host's turns (robots.txt, the sitemap).
