@@ -33,6 +33,7 @@ from crawler.urls import canonicalize
 log = logging.getLogger("crawler")
 MAX_SITEMAPS = 50
 SITEMAP_SLICE = 200  # sitemap URLs decided on between two turns of the loop
+SITEMAP_READERS = 8  # sitemaps read at once
 ROBOTS_WAIT = 10.0  # seconds to wait for an origin's robots.txt as its tasks read it
 
 
@@ -87,6 +88,12 @@ class SitemapFeed:
             elif policy.allowed(guess) and self.hosts.deferred(guess) is None:
                 todo.append(guess)
         seen: set[str] = set()
+        # Several at once: each waits for a turn of its host, which is busy with its pages.
+        readers = [self._reader(todo, seen) for _ in range(SITEMAP_READERS)]
+        await asyncio.gather(*readers)
+
+    async def _reader(self, todo: list[str], seen: set[str]) -> None:
+        """Read sitemaps from `todo` (indexes add theirs to it) until it is empty."""
         while todo and len(seen) < MAX_SITEMAPS and not self.stopping:
             url = todo.pop(0)
             if url in seen or not self.scope.hosts_allow(url):
