@@ -4,17 +4,20 @@
 HTTP, or a browser that renders). Which host goes next is the frontier's: a task comes
 with a `Booking` (crawler.records), its host's request slot and start time booked in the
 database for every process of the run (crawler.db.host_frontier), and the pool starts it
-no earlier than booked. Here a request also waits for one of this process's
-`concurrency` request slots, and for any unbooked request of this process to the host (a
-sitemap, a robots.txt read for the sitemaps) to keep its distance. When it ends, the
-throttle (crawler.throttle) sets the host's next delay from the answer, and the pacer
-(crawler.pacer) hands that to the frontier: the slot freed, the next start paced. A
-Retry-After blocks the host for every process; a 429/503 without one backs its delay off.
+no earlier than booked. A request with no task behind it (a sitemap, robots.txt read for
+the sitemaps or a rendered page's scripts) takes a `HostTurn` of its host, booked the same
+way (`booker`). Here a request also waits for one of this process's `concurrency` request
+slots. When it ends, the throttle (crawler.throttle) sets the host's next delay from the
+answer, and the pacer (crawler.pacer) hands that to the frontier: the slot freed, the next
+start paced from when the request went out. A Retry-After blocks the host for every
+process; a 429/503 without one backs its delay off. With no frontier (unit tests), an
+in-process clock per host spaces the requests instead.
 
-`Hosts.robots` fetches, caches and refreshes each origin's robots.txt, with the booking of
-the task that asked (that task then goes back to the queue: its booking is spent). A host
-whose 429/5xx asks for a pause longer than --max-crawl-delay (`decide.deferral`) is left for
-the next run: `deferred` says why, and the runner fails its URLs without fetching them.
+`Hosts.robots_for` fetches, caches and refreshes each origin's robots.txt with the booking
+of the task that asked (that task then goes back to the queue: its booking is spent), and
+gives way to a read without a booking that may be waiting for that very slot. A host whose
+429/5xx asks for a pause longer than --max-crawl-delay (`decide.deferral`) is left for the
+next run: `deferred` says why, and the runner fails its URLs without fetching them.
 """
 
 from __future__ import annotations
