@@ -205,18 +205,19 @@ class Hosts:
         reason = deferral(result, self.settings)
         if reason is not None:
             self.deferrals.setdefault(host, reason)
-        elif result.status in THROTTLE_STATUSES:
-            seconds = asked_wait(result, self.settings)
-            if seconds is not None:
-                local.blocked_until = max(local.blocked_until, now + seconds)
-                if booking is not None:
-                    self.pacer.block(booking.host_id, seconds)
-            elif booking is None:
-                local.clock.throttled(now)
-                local.blocked_until = max(local.blocked_until, local.clock.next_at)
+        # A 429/503 the host is not left for: a Retry-After blocks it, else it backs off.
+        throttled = reason is None and result.status in THROTTLE_STATUSES
+        seconds = asked_wait(result, self.settings) if throttled else None
+        if seconds is not None:
+            local.blocked_until = max(local.blocked_until, now + seconds)
+            if booking is not None:
+                self.pacer.block(booking.host_id, seconds)
+        elif throttled and booking is None:
+            local.clock.throttled(now)
+            local.blocked_until = max(local.blocked_until, local.clock.next_at)
         if booking is not None:
             pace = self.throttle.after(booking.delay, now - started, status)
-            if result.status in THROTTLE_STATUSES and asked_wait(result, self.settings) is None:
+            if throttled and seconds is None:
                 local.blocked_until = max(local.blocked_until, started + pace.delay)
             self.pacer.done(HostDone(booking.host_id, started, pace.delay))
 

@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from crawler.records import HostDone
-
-
-class HostBook(Protocol):
-    """The frontier's calls that pace hosts (`db.host_frontier.PgHostFrontier`)."""
-
-    async def finish(self, done: list[HostDone]) -> None: ...
-    async def block(self, host_id: int, seconds: float) -> None: ...
-    async def set_min_delay(self, host: str, seconds: float) -> None: ...
+from crawler.seams import Frontier
 
 
 class HostPacer:
@@ -50,7 +42,7 @@ class HostPacer:
     def pending(self) -> int:
         return len(self.finished) + len(self.blocks) + len(self.floors)
 
-    async def flush(self, book: HostBook) -> None:
+    async def flush(self, book: Frontier) -> None:
         """Write what was noted; what a failed write did not take is noted again."""
         floors, self.floors = self.floors, {}
         blocks, self.blocks = self.blocks, {}

@@ -20,7 +20,8 @@ exact per-host politeness. When a request finishes, `finish` frees its slot and 
 host's `next_at` to the request's start plus the delay the throttle chose (never earlier than
 booked). A killed process's leases expire: `reap` puts its rows back in the queue and frees
 the slots of hosts whose bookings all ran out. Each statement costs O(batch): nothing scans
-the hosts or the URLs of a run, and this process keeps no state per host or per URL.
+the hosts or the URLs of a run, and this process keeps no state per URL, and per host only
+which hosts it booked turns of (`book`: a sitemap's, robots.txt read for the sitemaps).
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class PgHostFrontier:
         self.lease_seconds = lease_seconds
         self.lookahead = lookahead
         self.idle = idle
+        self.host_rows: set[str] = set()  # hosts `book` has made sure have a row
 
     async def prepare(self, host_slots: int, first_delay: float, *, fixed: bool = True) -> None:
         """Set the slots and first delay of the run's hosts (see PREPARE)."""
@@ -383,7 +385,9 @@ class PgHostFrontier:
         """A slot and start of `host` for a request with no task (None: no slot free now;
         the host's claims then wait TURN_HOLD seconds, so a turn is not starved by them)."""
         params = {"run_id": self.run_id, "host": host, "lease": self.lease_seconds}
-        await self.db.execute(_HOST_ROW, params)
+        if host not in self.host_rows:  # rows are never deleted within a run
+            await self.db.execute(_HOST_ROW, params)
+            self.host_rows.add(host)
         row = await self.db.first(_BOOK, params)
         if row is None:
             await self.db.execute(_HOLD, {**params, "hold": TURN_HOLD})

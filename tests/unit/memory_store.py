@@ -28,8 +28,24 @@ class Row:
     attempts: int = 0
 
 
+class Unpaced:
+    """The frontier's pacing calls, for fakes in which no host is ever busy."""
+
+    async def book(self, host: str) -> HostTurn | None:
+        return HostTurn(host_id=1, wait=0.0, delay=0.0, gap=0.0)
+
+    async def block(self, host_id: int, seconds: float) -> None:
+        pass
+
+    async def set_min_delay(self, host: str, seconds: float) -> None:
+        pass
+
+    async def reap(self) -> tuple[int, int]:
+        return (0, 0)
+
+
 @dataclass
-class MemoryRun:
+class MemoryRun(Unpaced):
     rows: dict[str, Row] = field(default_factory=dict)
     completed: list[PageRecord] = field(default_factory=list)
     retried: list[tuple[CrawlTask, FetchResult, float]] = field(default_factory=list)
@@ -80,20 +96,8 @@ class MemoryRun:
     async def finish(self, done: list[HostDone]) -> None:
         self.finished.extend(done)
 
-    async def book(self, host: str) -> HostTurn | None:
-        return HostTurn(host_id=1, wait=0.0, delay=0.0, gap=0.0)
-
-    async def block(self, host_id: int, seconds: float) -> None:
-        pass
-
-    async def set_min_delay(self, host: str, seconds: float) -> None:
-        pass
-
     async def requeue(self, ids: list[int]) -> None:
         await self.release(ids)
-
-    async def reap(self) -> tuple[int, int]:
-        return (0, 0)
 
     async def open_count(self) -> int:
         return sum(row.state != "done" for row in self.rows.values())

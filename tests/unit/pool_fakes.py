@@ -7,8 +7,9 @@ from typing import Any
 
 from crawler.config import Settings
 from crawler.pool import Pool
-from crawler.records import Booking, CrawlTask, FetchResult, HostDone, HostTurn
+from crawler.records import Booking, CrawlTask, FetchResult, HostDone
 from crawler.scope import Scope
+from tests.unit.memory_store import Unpaced
 
 ORIGIN = "http://a.example"
 
@@ -34,7 +35,7 @@ def booked(task: CrawlTask) -> Booking:
     return Booking(task, host_id=1, wait=0.0, delay=0.0, gap=0.0)
 
 
-class FakeFrontier:
+class FakeFrontier(Unpaced):
     """A frontier with `open` open rows and nothing to claim, unless a subclass claims."""
 
     open = 0
@@ -45,20 +46,8 @@ class FakeFrontier:
     async def finish(self, done: list[HostDone]) -> None:
         pass
 
-    async def book(self, host: str) -> HostTurn | None:
-        return HostTurn(host_id=1, wait=0.0, delay=0.0, gap=0.0)
-
-    async def block(self, host_id: int, seconds: float) -> None:
-        pass
-
-    async def set_min_delay(self, host: str, seconds: float) -> None:
-        pass
-
     async def requeue(self, ids: list[int]) -> None:
         pass
-
-    async def reap(self) -> tuple[int, int]:
-        return (0, 0)
 
     async def open_count(self) -> int:
         return self.open
