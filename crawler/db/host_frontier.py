@@ -115,7 +115,8 @@ CLAIM_SQL = """
             lease_until = n.start_at + make_interval(secs => :lease),
             attempts = f.attempts + 1
         FROM numbered n
-        WHERE f.id = n.id
+        -- by key: a join the planner may turn into a scan of the whole table
+        WHERE f.id = ANY(ARRAY(SELECT id FROM numbered)) AND f.id = n.id
         RETURNING f.id, f.url, f.depth, f.attempts, f.lastmod, n.host_id, n.delay, n.gap,
                   n.start_at
     )

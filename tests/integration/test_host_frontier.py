@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from crawler.db.database import Database
-from crawler.db.host_frontier import PgHostFrontier
+from crawler.db.host_frontier import CLAIM_SQL, PgHostFrontier
 from crawler.records import Booking, HostDone
 from crawler.urls import host_key
 
@@ -256,3 +256,30 @@ async def test_a_turn_without_a_task_is_booked_like_a_claim(run: Run) -> None:
     assert await frontier.claim(5) == []  # free, but 2 s after the turn's start
     again = await frontier.book("h0.test")
     assert again is not None and 1.5 < again.wait <= 2.0
+
+
+async def test_a_claim_reaches_the_frontier_by_key_however_small_the_table(run: Run) -> None:
+    """A single-host crawl in a new database: a frontier of a few thousand rows, most done.
+    The claim's UPDATE once joined its picks to a sequential scan of the whole frontier
+    there (the planner's pick for a small table): each claim then cost O(frontier)."""
+    await run.queue(urls(1, 5000))
+    await run.sql("ANALYZE frontier")  # statistics from when most rows were still queued
+    await run.sql(
+        "UPDATE frontier SET state = 'done' WHERE run_id = :run_id AND id IN ("
+        "  SELECT id FROM frontier WHERE run_id = :run_id ORDER BY id LIMIT 4900)"
+    )
+    await run.sql("UPDATE frontier_hosts SET queued = 100, slots = 32 WHERE run_id = :run_id")
+    frontier = run.frontier()
+    params = {
+        "crawl_id": run.crawl_id,
+        "run_id": run.run_id,
+        "owner": "p1",
+        "lease": 60.0,
+        "ahead": 0.25,
+        "idle": 1.0,
+        "n": 32,
+    }
+    plan = await run.db.execute(text("EXPLAIN " + CLAIM_SQL), params)
+    lines = [str(row[0]) for row in plan]
+    assert not [line for line in lines if "Seq Scan on frontier" in line], "\n".join(lines)
+    assert len(await frontier.claim(32)) == 32
