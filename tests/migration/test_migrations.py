@@ -231,3 +231,31 @@ async def test_links_move_to_arrays_and_back_with_their_order(empty_db: str) -> 
         assert await conn.fetchval("SELECT count(*) FROM page_links") == 0
     finally:
         await conn.close()
+
+
+async def test_page_text_is_compressed_with_lz4_where_the_server_has_it(empty_db: str) -> None:
+    """Revision 0011: lz4 for `pages.text` on a server built with it (Debian's PostgreSQL
+    15), the default (pglz) on one without (the embedded server); the downgrade undoes it."""
+
+    async def method() -> tuple[str, bool]:
+        conn = await asyncpg.connect(plain_url(empty_db))
+        try:
+            row = await conn.fetchrow(
+                """
+                SELECT a.attcompression::text AS method,
+                       'lz4' = ANY(s.enumvals) AS has_lz4
+                FROM pg_attribute a, pg_settings s
+                WHERE a.attrelid = 'pages'::regclass AND a.attname = 'text'
+                  AND s.name = 'default_toast_compression'
+                """
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        return row["method"], row["has_lz4"]
+
+    await migrate.upgrade(empty_db, "0011")
+    compression, has_lz4 = await method()
+    assert compression == ("l" if has_lz4 else "")
+    await migrate.downgrade(empty_db, "0010")
+    assert (await method())[0] == ""
