@@ -9,7 +9,8 @@ the sitemaps or a rendered page's scripts) takes a `HostTurn` of its host, booke
 way (`booker`). Here a request also waits for one of this process's `concurrency` request
 slots. When it ends, the throttle (crawler.throttle) sets the host's next delay from the
 answer, and the pacer (crawler.pacer) hands that to the frontier: the slot freed, the next
-start paced from when the request went out. A Retry-After blocks the host for every
+start paced from when the request went out; or the slot goes on to the next task of its lane
+(`handoff`, the pool's). A Retry-After blocks the host for every
 process; a 429/503 without one backs its delay off. With no frontier (unit tests), an
 in-process clock per host spaces the requests instead.
 
@@ -54,6 +55,9 @@ TURN_RETRY = 0.1  # seconds between asks for a turn of a host with no free slot
 # Books a turn of a host for a request with no task (the frontier's `book`, through the
 # pool's outage): None while the host has no free slot.
 Booker = Callable[[str], Awaitable[HostTurn | None]]
+# Takes a booking's slot when its request is over (or was never made): to the next task of
+# its lane (the pool's), else back to the frontier (`HostPacer.done`).
+Handoff = Callable[[Booking, HostDone], None]
 
 
 @dataclass(slots=True)
@@ -75,11 +79,13 @@ class Hosts:
         fetcher: Fetcher,
         pacer: HostPacer | None = None,
         booker: Booker | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.settings = settings
         self.fetcher = fetcher
         self.pacer = pacer or HostPacer()
         self.booker = booker
+        self.handoff = handoff or self._free
         self.throttle = Throttle.from_delay(settings.delay)
         # Requests in flight in this process (--concurrency), taken last: a task waiting for
         # its host holds none.
@@ -106,12 +112,15 @@ class Hosts:
         return 0.0 if local is None else max(local.blocked_until - time.monotonic(), 0.0)
 
     def settle(self, booking: Booking) -> None:
-        """The task of `booking` is done with its host: a booking no request used frees its
-        slot, and keeps the start it booked."""
+        """The task of `booking` is done with its host: a booking no request used hands its
+        slot on (`handoff`), and keeps the start it booked."""
         if booking.task.frontier_id in self.spent:
             self.spent.discard(booking.task.frontier_id)
         else:
-            self.pacer.done(HostDone(booking.host_id, 0.0, booking.delay))
+            self.handoff(booking, HostDone(booking.host_id, 0.0, booking.delay))
+
+    def _free(self, booking: Booking, done: HostDone) -> None:
+        self.pacer.done(done)
 
     async def fetch(
         self,
@@ -219,7 +228,11 @@ class Hosts:
             pace = self.throttle.after(booking.delay, now - started, status)
             if throttled and seconds is None:
                 local.blocked_until = max(local.blocked_until, started + pace.delay)
-            self.pacer.done(HostDone(booking.host_id, started, pace.delay))
+            done = HostDone(booking.host_id, started, pace.delay)
+            if isinstance(booking, Booking):
+                self.handoff(booking, done)  # at the fetch's end: the page is not written yet
+            else:
+                self.pacer.done(done)
 
     def _sweep(self) -> None:
         """Forget hosts with nothing of this process in flight, waiting or blocked."""

@@ -3,9 +3,10 @@
 A feeder claims `Booking`s from the host-aware `Frontier` (crawler.db.host_frontier): tasks of
 hosts that may be fetched now or within a moment, each with its host's slot and start booked
 for it. A booking due now goes to the workers' queue; one due later goes there at its start
-(a timer), so no worker sits on a host that is busy. N workers take tasks from the queue and
-hand each to the `TaskRunner` (crawler.runner), which decides, fetches in the booking, and
-stores. What the requests taught of their hosts (slots freed, next starts, Retry-After,
+(a timer), so no worker sits on a host that is busy; a lane (several tasks of a host with no
+delay booked in one slot) goes on to its next task when the request before it ends, with no
+claim between. N workers take tasks from the queue and hand each to the `TaskRunner`
+(crawler.runner), which decides, fetches in the booking, and stores. What the requests taught of their hosts (slots freed, next starts, Retry-After,
 Crawl-delay) waits in the `HostPacer` (crawler.pacer) until the feeder writes it, just before
 its next claim. The run ends when the frontier holds no open row (queued, or leased by any
 process), when the page budget or time budget is spent, on `stop()`, or when the database
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import time
 
 from crawler.config import Settings
@@ -31,7 +33,7 @@ from crawler.loop_health import LagMeter, tuned_gc
 from crawler.outage import DatabaseOutage
 from crawler.pacer import HostPacer
 from crawler.parse_workers import InlineParser, Parser
-from crawler.records import Booking, HostTurn, RunStats
+from crawler.records import Booking, HostDone, HostTurn, RunStats
 from crawler.runner import TaskRunner
 from crawler.scope import Scope
 from crawler.seams import Fetcher, Frontier, Store
@@ -67,16 +69,18 @@ class Pool:
         self.stats = RunStats()
         self.budget = settings.max_pages or None  # per invocation
         self.deadline = time.monotonic() + settings.max_duration if settings.max_duration else None
-        self.in_flight: set[int] = set()  # claimed, not done: waiting, queued or worked on
+        # Claimed, not done: waiting, queued, worked on, or behind another in its lane.
+        self.in_flight: set[int] = set()
         self.started: set[int] = set()  # of those, handed to the runner
         self.timers: dict[int, asyncio.TimerHandle] = {}  # bookings not due yet
+        self.lanes: dict[int, Booking] = {}  # frontier id -> the next task in its slot
         self.queue: asyncio.Queue[Booking] = asyncio.Queue()
         self.progress = asyncio.Event()
         self.stopping = False
         self.known = KnownUrls()
         self.outage = DatabaseOutage(settings.database_wait, self.stop)
         self.pacer = HostPacer(self.progress.set)
-        self.hosts = Hosts(settings, fetcher, self.pacer, self._book)
+        self.hosts = Hosts(settings, fetcher, self.pacer, self._book, self._handoff)
         self.lag = LagMeter()
         self.runner = TaskRunner(
             settings,
@@ -143,19 +147,22 @@ class Pool:
 
     async def _hand_back(self) -> None:
         """Give back what this process still holds: tasks never started with their hosts'
-        slots, started ones whose requests are already accounted for."""
+        slots (one a lane), started ones whose requests are already accounted for, and the
+        tasks behind another in a lane."""
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
-        started = [i for i in self.in_flight if i in self.started]
-        unstarted = [i for i in self.in_flight if i not in self.started]
+        behind = {booking.task.frontier_id for booking in self.lanes.values()}
+        unstarted = [i for i in self.in_flight if i not in self.started and i not in behind]
+        rest = [i for i in self.in_flight if i in self.started or i in behind]
         self.in_flight.clear()
+        self.lanes.clear()
         with contextlib.suppress(Exception):
             await self.pacer.flush(self.frontier)
         with contextlib.suppress(Exception):
             await self.frontier.release(unstarted)
         with contextlib.suppress(Exception):
-            await self.frontier.requeue(started)
+            await self.frontier.requeue(rest)
 
     async def _feed(self) -> RunOutcome:
         batch = max(1, min(self.settings.concurrency, 64))
@@ -192,10 +199,10 @@ class Pool:
             except (DatabaseUnavailable, DatabaseFull):
                 break
             if bookings:
+                claimed = self._schedule(bookings)
                 if self.budget is not None:
-                    self.budget -= len(bookings)
-                self._schedule(bookings)
-                if len(bookings) == n:
+                    self.budget -= claimed
+                if claimed == n:
                     last_claim = 0.0  # a full batch: there may be more ready at once
                     continue
             elif not self.in_flight and self.sitemaps.done:
@@ -213,17 +220,35 @@ class Pool:
         sitemap), booked in the frontier like a claim's."""
         return await self.outage(functools.partial(self.frontier.book, host))
 
-    def _schedule(self, bookings: list[Booking]) -> None:
-        """Each booking to the workers at its start: at once, or by a timer."""
+    def _schedule(self, bookings: list[Booking]) -> int:
+        """Each booking to the workers at its start: at once, or by a timer; the rest of its
+        lane each when the request before it ends (`_handoff`). Returns the tasks claimed."""
         loop = asyncio.get_running_loop()
+        claimed = 0
         for booking in bookings:
-            fid = booking.task.frontier_id
-            self.known.add(booking.task.url)
-            self.in_flight.add(fid)
+            lane = (booking, *booking.then)
+            for one, after in itertools.pairwise(lane):
+                self.lanes[one.task.frontier_id] = after
+            for one in lane:
+                self.known.add(one.task.url)
+                self.in_flight.add(one.task.frontier_id)
+            claimed += len(lane)
             if booking.wait <= 0:
                 self.queue.put_nowait(booking)
             else:
-                self.timers[fid] = loop.call_later(booking.wait, self._due, booking)
+                handle = loop.call_later(booking.wait, self._due, booking)
+                self.timers[booking.task.frontier_id] = handle
+        return claimed
+
+    def _handoff(self, booking: Booking, done: HostDone) -> None:
+        """A booking's request is over: its slot goes to the next task of its lane (no
+        claim; while stopping, that task is handed back with the slot), else back to the
+        frontier."""
+        after = self.lanes.pop(booking.task.frontier_id, None)
+        if after is None:
+            self.pacer.done(done)
+        elif not self.stopping:
+            self.queue.put_nowait(after)
 
     def _due(self, booking: Booking) -> None:
         if self.timers.pop(booking.task.frontier_id, None) is not None:

@@ -197,6 +197,10 @@ class Booking:
     the one booked: the delay, or robots.txt's Crawl-delay where that is longer. The slot
     stays taken until the frontier is told the request finished (`HostDone`) or the task is
     released.
+
+    A host booked with no gap between its requests (`--delay 0`) may get several tasks a
+    slot, a lane: the claim hands back its first booking, with the others in `then`, to run
+    one after the other in that slot; the slot is freed after the last.
     """
 
     task: CrawlTask
@@ -204,6 +208,7 @@ class Booking:
     wait: float
     delay: float
     gap: float
+    then: tuple[Booking, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

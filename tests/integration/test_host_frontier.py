@@ -28,8 +28,11 @@ class Run:
     crawl_id: int
     run_id: int
 
-    def frontier(self, owner: str = "p1", lease: float = 60.0, **kw: float) -> PgHostFrontier:
-        return PgHostFrontier(self.db, self.crawl_id, self.run_id, owner, lease, **kw)
+    def frontier(
+        self, owner: str = "p1", lease: float = 60.0, lane: int = 1, **kw: float
+    ) -> PgHostFrontier:
+        """One task a slot unless `lane` says otherwise (these hosts have no delay)."""
+        return PgHostFrontier(self.db, self.crawl_id, self.run_id, owner, lease, lane=lane, **kw)
 
     async def sql(self, statement: str, **params: object) -> list[tuple[object, ...]]:
         rows = await self.db.execute(text(statement), {"run_id": self.run_id, **params})
@@ -278,8 +281,33 @@ async def test_a_claim_reaches_the_frontier_by_key_however_small_the_table(run: 
         "ahead": 0.25,
         "idle": 1.0,
         "n": 32,
+        "lane": 1,
     }
     plan = await run.db.execute(text("EXPLAIN " + CLAIM_SQL), params)
     lines = [str(row[0]) for row in plan]
     assert not [line for line in lines if "Seq Scan on frontier" in line], "\n".join(lines)
     assert len(await frontier.claim(32)) == 32
+
+
+async def test_a_host_with_no_delay_gets_lanes_of_tasks_a_slot(run: Run) -> None:
+    """--delay 0: each free slot is booked for up to `lane` tasks, to run one after the other
+    in it; the host's in_flight counts slots, not tasks. A host with a delay gets one a slot."""
+    frontier = run.frontier(lane=3, lookahead=0.0)
+    await frontier.prepare(host_slots=2, first_delay=0.0)
+    await run.queue(urls(1, 10))
+    got = await frontier.claim(10)
+    lanes = [(b, *b.then) for b in got]
+    assert sorted(len(lane) for lane in lanes) == [3, 3]
+    for lane in lanes:
+        ids = [b.task.frontier_id for b in lane]
+        assert ids == sorted(ids)
+    (row,) = await run.sql("SELECT in_flight, queued FROM frontier_hosts")
+    assert row == (2, 4)
+    assert await frontier.claim(10) == []  # both slots taken
+    await frontier.finish([HostDone(got[0].host_id, time.monotonic(), 0.0)])
+    (more,) = await frontier.claim(10)  # one slot freed: one lane, of the next three
+    assert len((more, *more.then)) == 3
+    await frontier.prepare(host_slots=2, first_delay=1.0)  # now with a delay: no lanes
+    await run.sql("UPDATE frontier_hosts SET in_flight = 0, next_at = now()")
+    spaced = await frontier.claim(10)
+    assert len(spaced) == 1 and not spaced[0].then  # the last queued task
