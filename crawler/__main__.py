@@ -1,6 +1,13 @@
-"""`python -m crawler`: the same as the `crawler` command."""
+"""`python -m crawler` and the `crawler` command (pyproject's script): crawler.cli's `main`.
 
-from crawler.cli import main
+The CLI's modules (typer, asyncio, the commands) load with the collector paused and are then
+frozen out of its walks, as the crawl's own modules are (crawler.collector).
+"""
+
+from crawler import collector
+
+with collector.loading():
+    from crawler.cli import main
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,7 @@ The options of settings default to None ("not given", so the environment and the
 can fill them in), so typer cannot show their defaults; they come from `Settings` here.
 `plain_help` walks the click command tree that typer built (`typer.main.get_command`), once,
 before it runs. Typer keeps its click private, so the objects are read by their documented
-attributes (`params`, `metavar`, `bare_type()`, `commands`), not by their classes.
+attributes (`params`, `metavar`, `type`, `commands`), not by their classes.
 """
 
 from __future__ import annotations
@@ -54,18 +54,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-TYPE_METAVARS = {"int": "N", "float": "NUMBER", "Path": "PATH"}
+# Click's type names, as typer's click has them (a list option has its items' type).
+TYPE_METAVARS = {
+    "int": "N",
+    "int range": "N",
+    "float": "NUMBER",
+    "float range": "NUMBER",
+    "path": "PATH",
+}
 
 
 def _metavar(param: Any, key: str) -> str:
     if key in METAVARS:
         return METAVARS[key]
-    described = getattr(param, "type_descriptor", None)  # typer's own view of the type
-    choices = getattr(described, "choices", None)
+    choices = getattr(param.type, "choices", None)
     if choices:
         return "|".join(str(getattr(choice, "value", choice)) for choice in choices)
-    bare = param.bare_type() if hasattr(param, "bare_type") else ""
-    return TYPE_METAVARS.get(bare.removeprefix("list[").removesuffix("]"), "TEXT")
+    return TYPE_METAVARS.get(param.type.name, "TEXT")
 
 
 def _default_text(key: str) -> str | None:
@@ -113,14 +118,13 @@ def _plain_param(param: Any) -> None:
     if getattr(param, "count", False):
         return
     param.metavar = _metavar(param, key)
-    if getattr(param, "min", None) is not None or getattr(param, "max", None) is not None:
-        # Typer writes a bound as `x>=1`; words read better.
-        text = _range_text(param.min, param.max)
-        param._get_number_range_help_str = lambda: text
-    if param.param_type_name == "argument" and hasattr(param, "display_type_rich"):
-        # Typer prints an argument's Python type after its name (`SEED <list[str]>`); the
-        # metavar says it all.
-        param.display_type_rich = lambda ctx: None
+    if param.param_type_name == "argument" and param.nargs != 1:
+        param.metavar += "..."  # SEED...: any number of them
+    low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
+    if low is not None or high is not None:
+        # Click writes a bound as `x>=1` (in the help and in its error); words read better.
+        text = _range_text(low, high)
+        param.type._describe_range = lambda: text
     if param.param_type_name == "option" and param.default is None:
         shown = _default_text(key)
         if shown is not None:

@@ -1,5 +1,5 @@
 """The process's health during a crawl: the event loop's lag, measured, the collector,
-tuned, and the peak RSS, sampled (`PeakRss`).
+tuned, and the peak RSS, as the kernel keeps it (`peak_rss_mb`).
 
 `LagMeter.run` wakes every LAG_INTERVAL and records how late it woke: the crawl reports the
 p50, p99 and max (`loop_lag_ms` in the summary). `tuned_gc` is held around a crawl: what
@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
+import sys
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
-
-import psutil
 
 LAG_INTERVAL = 0.05
 GC_YOUNG = 10_000  # allocations between collections of the young generation, while crawling
@@ -60,26 +59,14 @@ def tuned_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-class PeakRss:
-    """Samples this process's RSS every half second (and once at the end)."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.peak_mb = 0.0
-
-    def sample(self) -> None:
-        self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
-
-    @contextlib.contextmanager
-    def sampling(self) -> Any:
-        async def loop() -> None:
-            while True:
-                self.sample()
-                await asyncio.sleep(0.5)
-
-        task = asyncio.create_task(loop())
-        try:
-            yield self
-        finally:
-            task.cancel()
-            self.sample()
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB: the kernel's high-water mark, so
+    nothing between samples is missed. On Linux that is VmHWM (/proc/self/status), not
+    getrusage's ru_maxrss, which Linux carries over from the process that started this one
+    (a 400 MB parent's child says 400 MB); elsewhere ru_maxrss (bytes on macOS)."""
+    with contextlib.suppress(OSError), open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

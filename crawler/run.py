@@ -46,7 +46,7 @@ from crawler.lifecycle import (
     settings_news,
     why_unfetchable,
 )
-from crawler.loop_health import PeakRss
+from crawler.loop_health import peak_rss_mb
 from crawler.parse_workers import parser_for
 from crawler.pool import Pool
 from crawler.records import FetchResult, RunStats
@@ -233,7 +233,6 @@ async def _crawl_run(
     # Seeds that cannot be fetched were completed as failed (_open_run): no host of theirs.
     seeds = tuple(s for s in crawl_info.seeds if why_unfetchable(s) is None)
     scope = Scope.from_settings(settings, seeds)
-    rss = PeakRss()
     # A seed's own host may be on a private or loopback address (an intranet, a local test
     # server); other hosts only with --allow-private.
     seed_hosts = (
@@ -265,7 +264,7 @@ async def _crawl_run(
         await _fail_unfetchable(db, run.id, pool.stats)
         exit_code = EXIT_OK
         watching = watch(pool) if watch is not None else contextlib.nullcontext()
-        with _signals(pool) as received, rss.sampling():
+        with _signals(pool) as received:
             try:
                 async with watching:
                     outcome = await pool.run()
@@ -322,7 +321,7 @@ async def _crawl_run(
         stats=stats,
         db_statements=db.statements,
         db_batches=store.writer.batches,
-        peak_rss_mb=rss.peak_mb,
+        peak_rss_mb=peak_rss_mb(),
         exit_code=exit_code,
         ignore_robots=settings.ignore_robots,
         run=totals,

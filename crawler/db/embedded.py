@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import platformdirs
-
 from crawler.config import Settings
 from crawler.db import embedded_access as access
 from crawler.db.embedded_runner import (
@@ -82,6 +80,8 @@ def default_data_dir() -> Path:
     """Root gets a system location (never a home folder); others their user data dir."""
     if os.geteuid() == 0:
         return Path("/var/lib/crawler")
+    import platformdirs  # only here: root's commands (servers, CI) do without it
+
     return Path(platformdirs.user_data_dir("crawler"))
 
 

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from crawler.kinds import ErrorKind
 from crawler.records import FetchResult
-from crawler.render.chromium import find_browser
 from crawler.render.contract import (
     BrowserUnavailable,
     Renderer,
@@ -187,6 +186,10 @@ class RenderingFetcher:
         if importlib.util.find_spec("playwright") is None:
             self._unavailable = "Playwright is not installed"
             return None
+        # Imported only here, at the first page to render: the browser's modules (psutil
+        # among them) are no part of a crawl that renders nothing.
+        from crawler.render.chromium import find_browser
+
         o = self._options
         if o.cdp_url is None and find_browser(o.browser_path) is None:
             self._unavailable = (

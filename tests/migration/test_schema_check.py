@@ -1,6 +1,8 @@
 """The schema check at every open (crawler.db.schema): it knows the head revision without
-Alembic, passes on a migrated database, and names what a hand-made DROP or ALTER took away,
-even though alembic_version still says "head" (issue 21, point 5)."""
+Alembic and the head revision's tables, views and columns without the models (written out,
+and held equal here to the models and to a migrated database), passes on a migrated
+database, and names what a hand-made DROP or ALTER took away, even though alembic_version
+still says "head" (issue 21, point 5)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from crawler.db import migrate, schema
+from crawler.db.models import Base, links_view
 from crawler.errors import DatabaseUnavailable
 
 pytestmark = pytest.mark.db
@@ -17,6 +20,38 @@ pytestmark = pytest.mark.db
 def test_the_head_revision_is_alembics() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config("postgresql://x/y"))
     assert schema.head_revision() == script.get_current_head()
+
+
+def test_the_written_out_schema_is_the_models() -> None:
+    tables = {t.name: frozenset(c.name for c in t.columns) for t in Base.metadata.tables.values()}
+    assert tables == schema.TABLES
+    assert schema.VIEWS[links_view.name] == frozenset(c.name for c in links_view.columns)
+
+
+async def test_the_written_out_schema_is_a_migrated_databases(db_url: str) -> None:
+    """Every table and view the migrations make (but alembic_version) is in TABLES or VIEWS,
+    with exactly its columns (the views but links: listed with none, they need only exist)."""
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT c.relname, c.relkind IN ('v', 'm') AS is_view, array_agg(a.attname) AS columns
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm')
+              AND c.relname <> 'alembic_version'
+            GROUP BY c.relname, c.relkind
+            """
+        )
+    finally:
+        await conn.close()
+    tables = {row["relname"]: frozenset(row["columns"]) for row in rows if not row["is_view"]}
+    views = {row["relname"]: frozenset(row["columns"]) for row in rows if row["is_view"]}
+    assert tables == schema.TABLES
+    assert set(views) == set(schema.VIEWS)
+    checked = {name: columns for name, columns in schema.VIEWS.items() if columns}
+    assert {name: views[name] for name in checked} == checked
 
 
 def test_missing_lists_tables_then_columns_then_views() -> None:
