@@ -6,12 +6,13 @@ for it. A booking due now goes to the workers' queue; one due later goes there a
 (a timer), so no worker sits on a host that is busy; a lane (several tasks of a host with no
 delay booked in one slot) goes on to its next task when the request before it ends, with no
 claim between. N workers take tasks from the queue and hand each to the `TaskRunner`
-(crawler.runner), which decides, fetches in the booking, and stores. What the requests taught of their hosts (slots freed, next starts, Retry-After,
-Crawl-delay) waits in the `HostPacer` (crawler.pacer) until the feeder writes it, just before
-its next claim. The run ends when the frontier holds no open row (queued, or leased by any
-process), when the page budget or time budget is spent, on `stop()`, or when the database
-gives the run up (`DatabaseOutage`). Sitemap reading and loop-lag measurement run beside the
-workers, in rooms of their own (crawler.sitemap_feed, crawler.loop_health).
+(crawler.runner), which decides, fetches in the booking, and stores. What the requests
+taught of their hosts (slots freed, next starts, Retry-After, Crawl-delay) waits in the
+`HostPacer` (crawler.pacer) until the feeder writes it, just before its next claim. The run
+ends when the frontier holds no open row (queued, or leased by any process), when the page
+budget or time budget is spent, on `stop()`, or when the database gives the run up
+(`DatabaseOutage`). Sitemap reading and loop-lag measurement run beside the workers, in
+rooms of their own (crawler.sitemap_feed, crawler.loop_health).
 
 The pool sees only Protocols (crawler.seams); run.py wires in PostgreSQL and aiohttp.
 """
