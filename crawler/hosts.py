@@ -10,9 +10,9 @@ way (`booker`). Here a request also waits for one of this process's `concurrency
 slots. When it ends, the throttle (crawler.throttle) sets the host's next delay from the
 answer, and the pacer (crawler.pacer) hands that to the frontier: the slot freed, the next
 start paced from when the request went out; or the slot goes on to the next task of its lane
-(`handoff`, the pool's). A Retry-After blocks the host for every
-process; a 429/503 without one backs its delay off. With no frontier (unit tests), an
-in-process clock per host spaces the requests instead.
+(`handoff`, the pool's). A Retry-After blocks the host for every process; a 429/503 without
+one backs its delay off. With no frontier (unit tests), an in-process clock per host spaces
+the requests instead.
 
 `Hosts.robots_for` fetches, caches and refreshes each origin's robots.txt with the booking
 of the task that asked (that task then goes back to the queue: its booking is spent), and

@@ -38,10 +38,6 @@ class HostPacer:
     def min_delay(self, host: str, seconds: float) -> None:
         self.floors[host] = seconds
 
-    @property
-    def pending(self) -> int:
-        return len(self.finished) + len(self.blocks) + len(self.floors)
-
     async def flush(self, book: Frontier) -> None:
         """Write what was noted; what a failed write did not take is noted again."""
         floors, self.floors = self.floors, {}

@@ -2,10 +2,10 @@
 
 The policy lives in crawler.decide as pure functions; the runner gathers the facts they
 need (robots.txt and host waits from `Hosts`, which makes the task's request in its
-`Booking`, the page budget from `Scope`), asks them, and
-applies each decision with one `match`: one call of the `Store` (through the pool's
-`DatabaseOutage`) and one `RunStats.record`. It owns the hosts, the parser, the store, the
-scope and the stats, and keeps the known-URL cache up to date with what it queues.
+`Booking`, the page budget from `Scope`), asks them, and applies each decision with one
+`match`: one call of the `Store` (through the pool's `DatabaseOutage`) and one
+`RunStats.record`. It owns the hosts, the parser, the store, the scope and the stats, and
+keeps the known-URL cache up to date with what it queues.
 
 Failures: a bug met on one task is recorded as an `internal` failure of that task and the
 crawl goes on. A database that refuses even that record (a damaged schema, missing rights)

@@ -40,7 +40,8 @@ class Fetcher(Protocol):
 class Frontier(Protocol):
     async def claim(self, n: int) -> list[Booking]:
         """Lease up to `n` tasks of hosts that may be fetched now (or within a moment: each
-        booking says when its request may start), booking each host for them."""
+        booking says when its request may start), booking each host for them; a lane's
+        further tasks come in its first booking's `then`."""
         ...
 
     async def book(self, host: str) -> HostTurn | None:
@@ -68,7 +69,8 @@ class Frontier(Protocol):
         ...
 
     async def requeue(self, ids: list[int]) -> None:
-        """Give leased tasks back whose bookings are already finished."""
+        """Give leased tasks back without freeing a slot: their bookings are finished, or
+        they had none of their own (behind another in a lane)."""
         ...
 
     async def reap(self) -> tuple[int, int]:

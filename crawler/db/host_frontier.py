@@ -93,7 +93,8 @@ CLAIM_SQL = """
         WHERE s.take > 0
     ),
     numbered AS (
-        SELECT host_id, id, delay, gap, first_at + make_interval(secs => gap * (i - 1)) AS start_at,
+        SELECT host_id, id, delay, gap,
+               first_at + make_interval(secs => gap * (i - 1)) AS start_at,
                (i - 1) % least(free, taken) AS lane
         FROM (
             SELECT *, row_number() OVER (PARTITION BY host_id ORDER BY id) AS i,
@@ -370,8 +371,9 @@ class PgHostFrontier:
         await self._back(ids, free_slots=True)
 
     async def requeue(self, ids: list[int]) -> None:
-        """Hand tasks back to the queue whose slots `finish` already freed (a robots.txt
-        request took the booking)."""
+        """Hand tasks back to the queue without freeing a slot: `finish` freed theirs (a
+        robots.txt request took the booking), or they had none of their own (behind another
+        in a lane)."""
         await self._back(ids, free_slots=False)
 
     async def _back(self, ids: list[int], *, free_slots: bool) -> None:

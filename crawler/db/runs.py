@@ -43,7 +43,7 @@ class HostPace:
     fixed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     id: int
     crawl: CrawlInfo
@@ -211,7 +211,6 @@ _FREE_DEAD_SLOTS = text(
     """
 )
 
-_OPEN_ROWS = text("SELECT count(*) FROM frontier WHERE run_id = :run_id AND state <> 'done'")
 _FETCHED = text("SELECT count(*) FROM fetches WHERE run_id = :run_id")
 
 
