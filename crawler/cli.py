@@ -27,6 +27,7 @@ from crawler import (
 )
 from crawler.cli_options import ConfigOpt, DatabaseUrlOpt, DataDirOpt, exit_with, settings_from
 from crawler.db import embedded
+from crawler.db.embedded_early import EarlyStart
 from crawler.errors import ConfigError, CrawlerError
 from crawler.stored import given_settings
 
@@ -153,10 +154,6 @@ def crawl(
     ] = None,
 ) -> None:
     """Crawl SEED URLs (or resume the crawl --name) into PostgreSQL."""
-    with collector.loading():
-        from crawler.display import print_json, print_summary, progress, setup_logging
-        from crawler.run import crawl as run_crawl
-
     flags: dict[str, Any] = dict(
         seeds=tuple(seeds or ()),
         name=name,
@@ -193,13 +190,25 @@ def crawl(
     given = given_settings(flags, environ=os.environ, config_file=config)
     if not settings.seeds and not settings.name:
         raise ConfigError("give at least one seed URL, or --name of a crawl to resume")
-    tty = _tty() and not settings.json
-    setup_logging(quiet=settings.quiet, json_format=settings.log_format == "json")
+    # The embedded server starts while the crawl's modules load (crawler.db.embedded_early).
+    early = None if settings.database_url else EarlyStart(embedded.data_dir_of(settings))
+    try:
+        with collector.loading():
+            from crawler.display import print_json, print_summary, progress, setup_logging
+            from crawler.run import crawl as run_crawl
 
-    def watch(pool: Any) -> Any:
-        return progress(pool, tty=tty, quiet=settings.quiet)
+        tty = _tty() and not settings.json
+        setup_logging(quiet=settings.quiet, json_format=settings.log_format == "json")
 
-    summary = asyncio.run(run_crawl(settings, new_run=new_run, join=join, watch=watch, given=given))
+        def watch(pool: Any) -> Any:
+            return progress(pool, tty=tty, quiet=settings.quiet)
+
+        summary = asyncio.run(
+            run_crawl(settings, new_run=new_run, join=join, watch=watch, given=given, early=early)
+        )
+    finally:
+        if early is not None:
+            early.close()
     if settings.json:
         print_json(summary.to_json(), sys.stdout)
     elif not settings.quiet:

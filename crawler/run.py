@@ -28,6 +28,7 @@ from typing import Any
 from crawler.config import Settings, normalise_database_url
 from crawler.db import embedded, migrate, runs
 from crawler.db.database import Database
+from crawler.db.embedded_early import EarlyStart
 from crawler.db.host_frontier import PgHostFrontier
 from crawler.db.query import other_clients
 from crawler.db.store import PgStore
@@ -74,9 +75,10 @@ EXIT_SIGTERM = 143
 
 @asynccontextmanager
 async def open_database(
-    settings: Settings, *, migrate_schema: bool = True
+    settings: Settings, *, migrate_schema: bool = True, early: EarlyStart | None = None
 ) -> AsyncIterator[Database]:
-    """The crawl database, migrated: the given server, or the embedded one (started if needed).
+    """The crawl database, migrated: the given server, or the embedded one (started if needed,
+    or taken from `early`, the start `crawler crawl` began while it imported this module).
 
     On the way out the embedded server is stopped unless `crawler db start` asked to keep it
     running or another client is still connected, whoever started it: a server left behind
@@ -85,7 +87,10 @@ async def open_database(
     if settings.database_url:
         url = settings.database_url
     else:
-        server = await asyncio.to_thread(embedded.start, embedded.data_dir_of(settings))
+        if early is not None:
+            server = await early.take()
+        else:
+            server = await asyncio.to_thread(embedded.start, embedded.data_dir_of(settings))
         url = normalise_database_url(server.url)
     db = Database(url, pool_size=settings.concurrency + 2, application_name=PROCESS_ID)
     try:
@@ -110,16 +115,17 @@ async def crawl(
     join: bool = False,
     watch: Callable[[Pool], AbstractAsyncContextManager[None]] | None = None,
     given: Mapping[str, str] | None = None,
+    early: EarlyStart | None = None,
 ) -> Summary:
     """Run (or resume, or join) the crawl that `settings` describe, to the end or a signal.
 
     `given` names the settings given explicitly, each with where it came from (None: all of
     them, as flags); for the others, an existing crawl's stored settings take the place of
-    the defaults."""
+    the defaults. `early`: the embedded server's start, begun by the caller."""
     name = settings.crawl_name
     if settings.extract:
         compile_rules(settings.extract)  # bad CSS: exit 2 before the database is opened
-    async with open_database(settings) as db:
+    async with open_database(settings, early=early) as db:
         crawl_info = await runs.find_crawl(db, name)
         existed = crawl_info is not None
         changed: dict[str, tuple[Any, Any]] = {}

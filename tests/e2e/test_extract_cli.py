@@ -93,6 +93,16 @@ async def test_crawl_with_a_bad_selector_exits_2_before_the_database(tmp_path: P
     _one_line_naming_the_rule(*await cli(*args, cwd=tmp_path), config)
 
 
+async def test_crawl_with_a_bad_selector_starts_no_embedded_server(tmp_path: Path) -> None:
+    """With no database URL the embedded server starts while the crawl's modules load; a
+    bad rule is found before that start: no cluster is made in a new data dir."""
+    config = _config(tmp_path, BAD_RULES)
+    data_dir = tmp_path / "data"
+    args = ("crawl", "http://127.0.0.1:1/", "--config", config, "--data-dir", str(data_dir))
+    _one_line_naming_the_rule(*await cli(*args, cwd=tmp_path), config)
+    assert not (data_dir / "pgdata").exists()
+
+
 @pytest.mark.db
 async def test_crawl_with_two_rules_fills_data_for_every_page(db_url: str, tmp_path: Path) -> None:
     config = _config(tmp_path, TWO_RULES)

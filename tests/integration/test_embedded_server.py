@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from crawler.db import embedded, embedded_access
+from crawler.db.embedded_early import EarlyStart
 from crawler.db.embedded_runner import Runner
 from crawler.errors import DatabaseUnavailable
 
@@ -187,3 +188,38 @@ def test_a_running_server_of_an_older_version_is_secured_in_place(folder: Path) 
         with contextlib.suppress(DatabaseUnavailable):
             embedded.stop(data_dir)
         shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+# -- the start `crawler crawl` begins while it imports (embedded_early) -------------------------
+
+
+def test_an_early_start_the_crawl_never_took_is_stopped(folder: Path) -> None:
+    early = EarlyStart(folder)
+    early.close()  # as after a mistake or Ctrl-C before the crawl opened its database
+    assert embedded.status(folder) is None
+    assert (folder / "pgdata" / "PG_VERSION").exists()  # the next start finds its cluster
+
+
+def test_an_early_start_leaves_a_server_it_did_not_start_running(folder: Path) -> None:
+    embedded.start(folder)
+    early = EarlyStart(folder)
+    early.close()
+    assert embedded.status(folder) is not None
+
+
+def test_a_taken_start_is_left_to_the_crawl(folder: Path) -> None:
+    early = EarlyStart(folder)
+    server = asyncio.run(early.take())
+    assert server.started_here
+    early.close()
+    assert embedded.status(folder) is not None  # the crawl stops it on its way out
+    assert embedded.stop(folder) is True
+
+
+def test_an_early_start_that_failed_raises_where_the_crawl_takes_it(folder: Path) -> None:
+    blocked = folder / "a-file"
+    blocked.write_text("not a folder")
+    early = EarlyStart(blocked / "data")
+    with pytest.raises(DatabaseUnavailable):
+        asyncio.run(early.take())
+    early.close()  # nothing to stop, nothing raised
