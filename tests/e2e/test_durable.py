@@ -267,9 +267,12 @@ async def test_sigkill_at_three_random_moments_loses_nothing(db_url: str, tmp_pa
 
 
 async def test_three_processes_share_one_run(db_url: str, tmp_path: Path) -> None:
-    # A delay per host and process keeps the run going while the joiners start.
+    # The host's delay (shared by the processes) keeps the run going while the joiners start.
+    # Each process may book a few tasks at most (--concurrency 2), and the host has slots for
+    # all of them: a process that frees a slot books it again in its next statement, so with
+    # fewer slots than the processes ask for, a joiner can go without any for the whole run.
     opts = ("--name", NAME, "--database-url", db_url, "--json")
-    slow = ("--concurrency", "8", "--host-concurrency", "8", "--delay", "0.02")
+    slow = ("--concurrency", "2", "--host-concurrency", "24", "--delay", "0.02")
     async with (
         generated_site(tmp_path, 400) as site,
         connect(db_url) as conn,
