@@ -20,4 +20,5 @@
 - embedded.py   the bundled PostgreSQL server: start, stop, status
 - embedded_access.py  who may connect to it: socket folder, password file, pg_hba.conf
 - embedded_runner.py  its binaries, run as which account
+- embedded_early.py   its start in a thread while `crawler crawl` imports the crawl's modules
 """

@@ -52,7 +52,7 @@ class EarlyStart:
         try:
             server = self._server.result()
         except Exception:
-            return  # the command's own error is the one reported; the start left nothing
+            return  # the command's own error is the one reported, not the start's
         if server.started_here and not embedded.kept_running(server.data_dir):
             with contextlib.suppress(CrawlerError, OSError):
                 embedded.stop(server.data_dir)
