@@ -166,6 +166,8 @@ class Pool:
             await self.frontier.requeue(rest)
 
     async def _feed(self) -> RunOutcome:
+        # Bookings: a lane (several tasks of a host with no delay, one after the other in
+        # one slot) counts once, as it holds one slot and one worker at a time.
         batch = max(1, min(self.settings.concurrency, 64))
         room = WORKERS_PER_SLOT * self.settings.concurrency + batch
         last_claim = 0.0
@@ -182,8 +184,9 @@ class Pool:
                 continue
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 return RunOutcome.TIMEOUT
-            # Bookings waiting for their start (timers) hold no worker: they do not count.
-            n = min(batch, room - (len(self.in_flight) - len(self.timers)))
+            # Bookings waiting for their start (timers) hold no worker, nor do the tasks
+            # behind another in a lane: they do not count.
+            n = min(batch, room - (len(self.in_flight) - len(self.lanes) - len(self.timers)))
             if self.budget is not None:
                 n = min(n, self.budget)
             if n <= 0:
@@ -196,14 +199,15 @@ class Pool:
             try:
                 await self.outage(functools.partial(self.pacer.flush, self.frontier))
                 last_claim = time.monotonic()
-                bookings = await self.outage(functools.partial(self.frontier.claim, n))
+                claim = functools.partial(self.frontier.claim, n, tasks=self.budget)
+                bookings = await self.outage(claim)
             except (DatabaseUnavailable, DatabaseFull):
                 break
             if bookings:
                 claimed = self._schedule(bookings)
                 if self.budget is not None:
                     self.budget -= claimed
-                if claimed == n:
+                if len(bookings) == n:
                     last_claim = 0.0  # a full batch: there may be more ready at once
                     continue
             elif not self.in_flight and self.sitemaps.done:

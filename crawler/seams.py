@@ -38,10 +38,11 @@ class Fetcher(Protocol):
 
 
 class Frontier(Protocol):
-    async def claim(self, n: int) -> list[Booking]:
-        """Lease up to `n` tasks of hosts that may be fetched now (or within a moment: each
-        booking says when its request may start), booking each host for them; a lane's
-        further tasks come in its first booking's `then`."""
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
+        """Lease tasks of hosts that may be fetched now (or within a moment: each booking
+        says when its request may start), booking each host for them: up to `n` bookings, at
+        most `tasks` tasks in all (None: as many as the lanes take). A lane's further tasks
+        come in its first booking's `then`."""
         ...
 
     async def book(self, host: str) -> HostTurn | None:

@@ -11,7 +11,8 @@ of its next request), `delay` (the gap between its request starts) and `min_dela
    at most the batch, locked `FOR UPDATE SKIP LOCKED` (so no two claimers book one host);
 2. up to each host's free slots of its queued URLs (`LATERAL ... LIMIT`), the batch spread
    over the hosts in that order; a host with no gap between its requests (`--delay 0`, no
-   Crawl-delay) up to `lane` URLs a free slot, to be fetched one after the other;
+   Crawl-delay) up to `lane` URLs a free slot, to be fetched one after the other. The batch
+   counts bookings of slots (`n`: a lane is one), and tasks (`tasks`: a page budget);
 3. the hosts booked in the same statement: a slot taken per URL (per lane), the URLs'
    starts spaced by the host's delay from `next_at`, and `next_at` moved past the last;
 4. the tasks, each with the seconds to wait before its request may start and its lane.
@@ -68,19 +69,25 @@ CLAIM_SQL = """
         LIMIT :n
         FOR UPDATE SKIP LOCKED
     ),
+    turns AS (
+        SELECT *, greatest(least(can, :n - coalesce(sum(can) OVER before_me, 0)), 0) AS turns
+        FROM (SELECT *, least(free, queued) AS can FROM ready) r
+        WINDOW before_me AS (ORDER BY next_at, id ROWS BETWEEN UNBOUNDED PRECEDING
+                                                       AND 1 PRECEDING)
+    ),
     sized AS (
-        SELECT id, host, next_at, delay, gap, free,
-               least(room, :n - coalesce(sum(room) OVER before_me, 0)) AS take
+        SELECT id, host, next_at, delay, gap, turns,
+               greatest(least(room, :tasks - coalesce(sum(room) OVER before_me, 0)), 0) AS take
         FROM (
-            SELECT *, least(free * CASE WHEN gap = 0 THEN :lane ELSE 1 END, queued) AS room
-            FROM ready
+            SELECT *, least(turns * CASE WHEN gap = 0 THEN :lane ELSE 1 END, queued) AS room
+            FROM turns
         ) r
         WINDOW before_me AS (ORDER BY next_at, id ROWS BETWEEN UNBOUNDED PRECEDING
                                                        AND 1 PRECEDING)
     ),
     picked AS (
         SELECT s.id AS host_id, greatest(s.next_at, now()) AS first_at, s.delay, s.gap,
-               s.free, u.id
+               s.turns AS free, u.id
         FROM sized s
         CROSS JOIN LATERAL (
             SELECT f.id FROM frontier f
@@ -112,10 +119,11 @@ CLAIM_SQL = """
                          THEN greatest(h.busy_until, b.last_start + make_interval(secs => :lease))
                          ELSE h.busy_until END
         FROM (
-            SELECT s.id, s.gap, s.free, count(n.id) AS taken, max(n.start_at) AS last_start
+            SELECT s.id, s.gap, s.turns AS free, count(n.id) AS taken,
+                   max(n.start_at) AS last_start
             FROM sized s LEFT JOIN numbered n ON n.host_id = s.id
             WHERE s.take > 0
-            GROUP BY s.id, s.gap, s.free
+            GROUP BY s.id, s.gap, s.turns
         ) b
         WHERE h.id = b.id
     ),
@@ -277,8 +285,10 @@ _REAP = text(
 REAP_LIMIT = 1000
 # Tasks a slot of a host with no gap between its requests (--delay 0, no Crawl-delay) may be
 # booked for at once, run one after the other (a lane): fewer claims and finishes per page,
-# and the slot goes on to the next task without waiting for the database.
-LANE = 4
+# and the slot goes on to the next task without waiting for the database. A freed slot
+# waits for the feeder's next flush and claim (10-20 ms on a busy machine) before its next
+# request: with lanes of 4 that was about a sixth of a slot's time (README, "Performance").
+LANE = 16
 
 
 class PgHostFrontier:
@@ -316,9 +326,10 @@ class PgHostFrontier:
         params = {"run_id": self.run_id, "slots": host_slots, "delay": first_delay, "fixed": fixed}
         await self.db.execute(PREPARE, params)
 
-    async def claim(self, n: int) -> list[Booking]:
-        """Up to `n` tasks of ready hosts, each host booked for them: the first booking of
-        each lane, the rest of the lane in its `then`."""
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
+        """Up to `n` bookings of ready hosts' slots, at most `tasks` tasks in all (None: as
+        the lanes take), each host booked for them: the first booking of each lane, the rest
+        of the lane in its `then`."""
         params = {
             "crawl_id": self.crawl_id,
             "run_id": self.run_id,
@@ -327,6 +338,7 @@ class PgHostFrontier:
             "ahead": self.lookahead,
             "idle": self.idle,
             "n": n,
+            "tasks": n * self.lane if tasks is None else tasks,
             "lane": self.lane,
         }
         rows = await self.db.execute(_CLAIM, params)

@@ -281,6 +281,7 @@ async def test_a_claim_reaches_the_frontier_by_key_however_small_the_table(run: 
         "ahead": 0.25,
         "idle": 1.0,
         "n": 32,
+        "tasks": 32,
         "lane": 1,
     }
     plan = await run.db.execute(text("EXPLAIN " + CLAIM_SQL), params)
@@ -311,3 +312,19 @@ async def test_a_host_with_no_delay_gets_lanes_of_tasks_a_slot(run: Run) -> None
     await run.sql("UPDATE frontier_hosts SET in_flight = 0, next_at = now()")
     spaced = await frontier.claim(10)
     assert len(spaced) == 1 and not spaced[0].then  # the last queued task
+
+
+async def test_a_claim_counts_a_lane_as_one_booking_and_keeps_to_its_task_budget(run: Run) -> None:
+    """`n` bounds the slots booked (a lane is one), `tasks` the tasks handed out: lanes
+    fill their slots however small `n` is, and a page budget is never overrun by them."""
+    frontier = run.frontier(lane=4, lookahead=0.0)
+    await frontier.prepare(host_slots=3, first_delay=0.0)
+    await run.queue(urls(1, 20))
+    got = await frontier.claim(2)
+    assert sorted(len((b, *b.then)) for b in got) == [4, 4]
+    (row,) = await run.sql("SELECT in_flight, queued FROM frontier_hosts")
+    assert row == (2, 12)
+    (budget,) = await frontier.claim(5, tasks=3)  # one slot left: one lane, of three
+    assert len((budget, *budget.then)) == 3
+    (row,) = await run.sql("SELECT in_flight, queued FROM frontier_hosts")
+    assert row == (3, 9)

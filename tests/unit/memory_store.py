@@ -80,18 +80,19 @@ class MemoryRun(Unpaced):
 
     # -- Frontier --------------------------------------------------------------------------
 
-    async def claim(self, n: int) -> list[Booking]:
-        """Queued rows in order, each due now (no host is ever busy here)."""
-        tasks: list[Booking] = []
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
+        """Queued rows in order, each due now (no host is ever busy here), a booking each."""
+        claimed: list[Booking] = []
+        most = n if tasks is None else min(n, tasks)
         for row in self.rows.values():
-            if len(tasks) == n:
+            if len(claimed) == most:
                 break
             if row.state == "queued":
                 row.state = "leased"
                 row.attempts += 1
                 task = CrawlTask(row.id, row.url, row.depth, row.attempts)
-                tasks.append(Booking(task, host_id=1, wait=0.0, delay=0.0, gap=0.0))
-        return tasks
+                claimed.append(Booking(task, host_id=1, wait=0.0, delay=0.0, gap=0.0))
+        return claimed
 
     async def finish(self, done: list[HostDone]) -> None:
         self.finished.extend(done)

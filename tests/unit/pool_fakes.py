@@ -40,7 +40,7 @@ class FakeFrontier(Unpaced):
 
     open = 0
 
-    async def claim(self, n: int) -> list[Booking]:
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
         return []
 
     async def finish(self, done: list[HostDone]) -> None:

@@ -27,7 +27,7 @@ class RacingFrontier(FakeFrontier):
         ]
         self.open = 3
 
-    async def claim(self, n: int) -> list[Booking]:
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
         if len(self.tasks) == 2:
             self.second_claim.set()
             await self.second_done.wait()

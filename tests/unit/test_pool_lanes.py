@@ -38,7 +38,7 @@ class LaneFrontier(FakeFrontier):
         self.released: list[int] = []
         self.requeued: list[int] = []
 
-    async def claim(self, n: int) -> list[Booking]:
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
         lanes, self.lanes = self.lanes, []
         return lanes
 
@@ -124,3 +124,40 @@ async def test_a_stop_hands_a_lanes_unstarted_tasks_back_with_its_slot() -> None
     assert frontier.done == []  # the slot goes back with the next task, not twice
     assert frontier.released == [2]  # never started: released with the lane's slot
     assert frontier.requeued == [3]  # behind it in the lane: no slot of its own
+
+
+class AskingFrontier(LaneFrontier):
+    """Records what each claim asks for: (bookings, tasks)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.asked: list[tuple[int, int | None]] = []
+
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
+        self.asked.append((n, tasks))
+        return await super().claim(n, tasks=tasks)
+
+
+async def test_a_lane_holds_one_booking_of_the_pools_room_and_claims_keep_to_the_budget() -> None:
+    """The tasks behind another in a lane hold no slot and no worker: with a lane of 40 in
+    flight (room: 2 x 4 workers + a batch of 4), the next claim still asks for a full batch,
+    and for no more tasks than --max-pages leaves."""
+    frontier, fetcher = AskingFrontier(40), CountingFetcher(hold_first=True)
+    writes = asyncio.Event()
+    writes.set()
+    pool = make_pool(
+        replace(settings(), max_pages=45), frontier, fetcher, HeldSink(frontier, writes)
+    )
+    run = asyncio.create_task(pool.run())
+    try:
+        await asyncio.wait_for(fetcher.first_started.wait(), 5)
+        for _ in range(200):
+            if len(frontier.asked) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        pool.stop()
+        fetcher.first_may_end.set()
+        await asyncio.wait_for(run, 10)
+    finally:
+        run.cancel()
+    assert frontier.asked[:2] == [(4, 45), (4, 5)]

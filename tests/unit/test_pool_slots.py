@@ -35,7 +35,8 @@ class ListFrontier(FakeFrontier):
         self.tasks = [CrawlTask(n, f"{ORIGIN}/{n}", 0) for n in range(1, TASKS + 1)]
         self.open = TASKS
 
-    async def claim(self, n: int) -> list[Booking]:
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
+        n = n if tasks is None else min(n, tasks)
         claimed, self.tasks = self.tasks[:n], self.tasks[n:]
         return [booked(t) for t in claimed]
 
