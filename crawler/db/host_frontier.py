@@ -20,15 +20,18 @@ of its next request), `delay` (the gap between its request starts) and `min_dela
 The server's clock books every start, so processes on several machines share the run with
 exact per-host politeness. When a request finishes, `finish` frees its slot and moves the
 host's `next_at` to the request's start plus the delay the throttle chose (never earlier than
-booked). A killed process's leases expire: `reap` puts its rows back in the queue and frees
-the slots of hosts whose bookings all ran out. Each statement costs O(batch): nothing scans
-the hosts or the URLs of a run, and this process keeps no state per URL, and per host only
-which hosts it booked turns of (`book`: a sitemap's, robots.txt read for the sitemaps).
+booked); the claim after it leaves those slots to the other processes, once (`resting`). A
+killed process's leases expire: `reap` puts its rows back in the queue and frees the slots of
+hosts whose bookings all ran out. Each statement costs O(batch): nothing scans the hosts or
+the URLs of a run, and this process keeps no state per URL, and per host only which hosts it
+booked turns of (`book`: a sitemap's, robots.txt read for the sitemaps) and the slots its
+last `finish` freed.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -61,7 +64,9 @@ PREPARE = text(
 CLAIM_SQL = """
     WITH ready AS (
         SELECT id, host, next_at, delay, greatest(delay, min_delay) AS gap,
-               slots - in_flight AS free, queued
+               slots - in_flight - coalesce((CAST(:rest_n AS integer[]))[
+                   array_position(CAST(:rest_ids AS bigint[]), id)], 0) AS free,
+               queued
         FROM frontier_hosts
         WHERE run_id = :run_id AND queued > 0 AND in_flight < slots
           AND next_at <= now() + make_interval(secs => :ahead)
@@ -71,7 +76,7 @@ CLAIM_SQL = """
     ),
     turns AS (
         SELECT *, greatest(least(can, :n - coalesce(sum(can) OVER before_me, 0)), 0) AS turns
-        FROM (SELECT *, least(free, queued) AS can FROM ready) r
+        FROM (SELECT *, greatest(least(free, queued), 0) AS can FROM ready) r
         WINDOW before_me AS (ORDER BY next_at, id ROWS BETWEEN UNBOUNDED PRECEDING
                                                        AND 1 PRECEDING)
     ),
@@ -320,6 +325,9 @@ class PgHostFrontier:
         self.idle = idle
         self.lane = lane
         self.host_rows: set[str] = set()  # hosts `book` has made sure have a row
+        # Slots of paced hosts (a gap between requests) that the last `finish` freed: the
+        # next claim leaves them to other processes (see `claim`).
+        self.resting: Counter[int] = Counter()
 
     async def prepare(self, host_slots: int, first_delay: float, *, fixed: bool = True) -> None:
         """Set the slots and first delay of the run's hosts (see PREPARE)."""
@@ -329,7 +337,13 @@ class PgHostFrontier:
     async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
         """Up to `n` bookings of ready hosts' slots, at most `tasks` tasks in all (None: as
         the lanes take), each host booked for them: the first booking of each lane, the rest
-        of the lane in its `then`."""
+        of the lane in its `then`.
+
+        The slots of paced hosts that this process's last `finish` freed are left out, once:
+        a process writes its finishes just before it claims, and would otherwise book them
+        again before another process of the run (--join) could, every time, so a host whose
+        slots one process fills would never be fetched by the others. Their next start is a
+        delay away, so the claim after next books them in time."""
         params = {
             "crawl_id": self.crawl_id,
             "run_id": self.run_id,
@@ -340,7 +354,10 @@ class PgHostFrontier:
             "n": n,
             "tasks": n * self.lane if tasks is None else tasks,
             "lane": self.lane,
+            "rest_ids": list(self.resting),
+            "rest_n": list(self.resting.values()),
         }
+        self.resting = Counter()
         rows = await self.db.execute(_CLAIM, params)
         lanes: dict[tuple[int, int], list[Any]] = {}
         for r in sorted(rows, key=_by_id):
@@ -352,6 +369,7 @@ class PgHostFrontier:
         host is at least its last request's start plus `delay` (and its Crawl-delay)."""
         if not done:
             return
+        self.resting.update(d.host_id for d in done if d.delay > 0)
         now = time.monotonic()
         params = {
             "host_ids": [d.host_id for d in done],

@@ -283,6 +283,8 @@ async def test_a_claim_reaches_the_frontier_by_key_however_small_the_table(run: 
         "n": 32,
         "tasks": 32,
         "lane": 1,
+        "rest_ids": [],
+        "rest_n": [],
     }
     plan = await run.db.execute(text("EXPLAIN " + CLAIM_SQL), params)
     lines = [str(row[0]) for row in plan]
@@ -328,3 +330,33 @@ async def test_a_claim_counts_a_lane_as_one_booking_and_keeps_to_its_task_budget
     assert len((budget, *budget.then)) == 3
     (row,) = await run.sql("SELECT in_flight, queued FROM frontier_hosts")
     assert row == (3, 9)
+
+
+async def test_slots_a_process_just_freed_go_to_another_process_first(run: Run) -> None:
+    """A process writes its finishes just before its claim: that claim leaves the slots they
+    freed (of hosts with a delay) to the other processes of the run, and the one after books
+    them again, so a --join process is not starved of a host the first one fills."""
+    first, joiner = run.frontier("p1", lookahead=1.0), run.frontier("p2", lookahead=1.0)
+    await first.prepare(host_slots=2, first_delay=0.05)
+    await run.queue(urls(1, 10))
+    held = await first.claim(10)
+    assert len(held) == 2
+    await first.finish([HostDone(held[0].host_id, time.monotonic(), 0.05)])
+    assert await first.claim(10) == []  # its own freed slot: left for one claim
+    (theirs,) = await joiner.claim(10)
+    assert theirs.task.frontier_id not in {b.task.frontier_id for b in held}
+    await first.finish([HostDone(held[1].host_id, time.monotonic(), 0.05)])
+    assert await first.claim(10) == []
+    assert len(await first.claim(10)) == 1  # nobody took it: the claim after books it
+    (row,) = await run.sql("SELECT in_flight FROM frontier_hosts")
+    assert row == (2,)
+
+
+async def test_a_host_with_no_delay_keeps_its_freed_slot(run: Run) -> None:
+    """--delay 0: a freed slot is booked again by the very next claim (its lanes' speed)."""
+    frontier = run.frontier(lookahead=0.0)
+    await frontier.prepare(host_slots=1, first_delay=0.0)
+    await run.queue(urls(1, 3))
+    (held,) = await frontier.claim(10)
+    await frontier.finish([HostDone(held.host_id, time.monotonic(), 0.0)])
+    assert len(await frontier.claim(10)) == 1
