@@ -95,10 +95,13 @@ CLAIM_SQL = """
                s.turns AS free, u.id
         FROM sized s
         CROSS JOIN LATERAL (
+            -- The host as a range, in the order: only ix_frontier_host_queued gives (host, id)
+            -- order, so it is the one plan. With `host = s.host` and `ORDER BY f.id` the
+            -- planner could walk the primary key through every done row of the run.
             SELECT f.id FROM frontier f
-            WHERE f.run_id = :run_id AND f.host = s.host AND f.state = 'queued'
-              AND (f.not_before IS NULL OR f.not_before <= now())
-            ORDER BY f.id
+            WHERE f.run_id = :run_id AND f.host >= s.host AND f.host <= s.host
+              AND f.state = 'queued' AND (f.not_before IS NULL OR f.not_before <= now())
+            ORDER BY f.host, f.id
             LIMIT s.take
             FOR UPDATE SKIP LOCKED
         ) u

@@ -264,7 +264,9 @@ async def test_a_turn_without_a_task_is_booked_like_a_claim(run: Run) -> None:
 async def test_a_claim_reaches_the_frontier_by_key_however_small_the_table(run: Run) -> None:
     """A single-host crawl in a new database: a frontier of a few thousand rows, most done.
     The claim's UPDATE once joined its picks to a sequential scan of the whole frontier
-    there (the planner's pick for a small table): each claim then cost O(frontier)."""
+    there (the planner's pick for a small table), and its picks walked the primary key
+    through the done rows (most claims of a 10,000-page crawl, 1.7 ms each against 0.6):
+    each claim then cost O(frontier). The picks read the host's queued rows only."""
     await run.queue(urls(1, 5000))
     await run.sql("ANALYZE frontier")  # statistics from when most rows were still queued
     await run.sql(
@@ -289,6 +291,8 @@ async def test_a_claim_reaches_the_frontier_by_key_however_small_the_table(run: 
     plan = await run.db.execute(text("EXPLAIN " + CLAIM_SQL), params)
     lines = [str(row[0]) for row in plan]
     assert not [line for line in lines if "Seq Scan on frontier" in line], "\n".join(lines)
+    picks = [line for line in lines if "on frontier f " in line]
+    assert picks and all("ix_frontier_host_queued" in line for line in picks), "\n".join(lines)
     assert len(await frontier.claim(32)) == 32
 
 
