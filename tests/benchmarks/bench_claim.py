@@ -132,6 +132,10 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
         "ahead": 0.25,
         "idle": 1.0,
         "n": args.batch,
+        "tasks": args.batch,
+        "lane": host_frontier.LANE,
+        "rest_ids": [],
+        "rest_n": [],
     }
     claim_args = [values[n] for n in claim_names]
     try:
