@@ -346,7 +346,7 @@ class PgHostFrontier:
         a process writes its finishes just before it claims, and would otherwise book them
         again before another process of the run (--join) could, every time, so a host whose
         slots one process fills would never be fetched by the others. Their next start is a
-        delay away, so the claim after next books them in time."""
+        delay away, so this process's claim after this one still books them in time."""
         params = {
             "crawl_id": self.crawl_id,
             "run_id": self.run_id,
