@@ -194,10 +194,13 @@ def crawl_once(
         cmd = [sys.executable, __file__, "probe", str(marks), *args]
     ran = _run(cmd, env, marks.parent)
     try:
-        summary = json.loads(ran.out.strip().splitlines()[-1])
+        lines = ran.out.strip().splitlines()
+        if not lines:
+            raise ValueError(f"exit code {ran.code}, no summary on stdout")
+        summary = json.loads(lines[-1])
         if ran.code != 0 or summary.get("pages") != 1:
             raise ValueError(f"exit code {ran.code}, pages {summary.get('pages')}")
-    except (ValueError, IndexError) as exc:
+    except ValueError as exc:
         series.failures += 1
         print(f"  {kind} {name} failed: {exc}: {ran.err.strip()[-400:]}", file=sys.stderr)
         return
