@@ -92,7 +92,7 @@ CLAIM_SQL = """
     ),
     picked AS (
         SELECT s.id AS host_id, greatest(s.next_at, now()) AS first_at, s.delay, s.gap,
-               s.turns AS free, u.id
+               s.turns, u.id
         FROM sized s
         CROSS JOIN LATERAL (
             -- The host as a range, in the order: only ix_frontier_host_queued gives (host, id)
@@ -110,7 +110,7 @@ CLAIM_SQL = """
     numbered AS (
         SELECT host_id, id, delay, gap,
                first_at + make_interval(secs => gap * (i - 1)) AS start_at,
-               (i - 1) % least(free, taken) AS lane
+               (i - 1) % least(turns, taken) AS lane
         FROM (
             SELECT *, row_number() OVER (PARTITION BY host_id ORDER BY id) AS i,
                    count(*) OVER (PARTITION BY host_id) AS taken
@@ -119,7 +119,7 @@ CLAIM_SQL = """
     ),
     booked AS (
         UPDATE frontier_hosts h SET
-            in_flight = h.in_flight + least(b.taken, b.free),
+            in_flight = h.in_flight + least(b.taken, b.turns),
             queued = greatest(h.queued - b.taken, 0),
             next_at = CASE WHEN b.taken > 0 THEN b.last_start + make_interval(secs => b.gap)
                       ELSE greatest(h.next_at, now() + make_interval(secs => :idle)) END,
@@ -127,7 +127,7 @@ CLAIM_SQL = """
                          THEN greatest(h.busy_until, b.last_start + make_interval(secs => :lease))
                          ELSE h.busy_until END
         FROM (
-            SELECT s.id, s.gap, s.turns AS free, count(n.id) AS taken,
+            SELECT s.id, s.gap, s.turns, count(n.id) AS taken,
                    max(n.start_at) AS last_start
             FROM sized s LEFT JOIN numbered n ON n.host_id = s.id
             WHERE s.take > 0
@@ -328,8 +328,8 @@ class PgHostFrontier:
         self.idle = idle
         self.lane = lane
         self.host_rows: set[str] = set()  # hosts `book` has made sure have a row
-        # Slots of paced hosts (a gap between requests) that the last `finish` freed: the
-        # next claim leaves them to other processes (see `claim`).
+        # Slots of paced hosts (a gap between requests) that `finish` freed since the last
+        # claim: the next claim leaves them to other processes (see `claim`).
         self.resting: Counter[int] = Counter()
 
     async def prepare(self, host_slots: int, first_delay: float, *, fixed: bool = True) -> None:
