@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -208,6 +209,7 @@ async def to_localhost(request: web.Request) -> web.Response:
 
 # Paths the app was asked for since the `server` fixture started (tests run one at a time).
 served: list[str] = []
+arrived: dict[str, float] = {}  # path_qs: when the server saw the request (time.monotonic())
 
 
 @web.middleware
@@ -215,6 +217,7 @@ async def record_hits(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     served.append(request.path_qs)
+    arrived[request.path_qs] = time.monotonic()
     return await handler(request)
 
 
@@ -251,6 +254,7 @@ def make_app() -> web.Application:
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
     served.clear()
+    arrived.clear()
     async with TestServer(make_app(), host="127.0.0.1", port=0) as srv:
         yield str(srv.make_url("")).rstrip("/")
 
@@ -644,6 +648,36 @@ async def test_one_fetcher_many_fetches(server: str) -> None:
     async with HttpFetcher(SETTINGS, allowed_private_hosts=LOOPBACK) as fetcher:
         results = await asyncio.gather(*(fetcher.fetch(server + "/utf8") for _ in range(20)))
     assert all(r.error_kind is None and r.status == 200 for r in results)
+
+
+# --- when a request went out (politeness paces from it: crawler.hosts) ---------------------
+
+
+async def test_sent_at_is_when_the_request_went_out_under_a_busy_loop(server: str) -> None:
+    async with HttpFetcher(SETTINGS, allowed_private_hosts=LOOPBACK) as fetcher:
+        began = time.monotonic()
+        task = asyncio.create_task(fetcher.fetch(server + "/utf8"))
+        await asyncio.sleep(0)  # the fetch starts, and waits for its connection
+        time.sleep(0.2)  # noqa: ASYNC251 (on purpose: a busy loop, no request goes out)
+        result = await task
+    assert_ok(result)
+    assert began + 0.2 <= result.sent_at <= arrived["/utf8"]
+
+
+async def test_sent_at_after_redirects_is_the_last_requests(server: str) -> None:
+    result = await fetch(server + "/r/1")
+    assert_ok(result)
+    assert arrived["/r/0"] <= result.sent_at <= arrived["/utf8"]
+
+
+async def test_concurrent_fetches_each_stamp_their_own_request(server: str) -> None:
+    async with HttpFetcher(SETTINGS, allowed_private_hosts=LOOPBACK) as fetcher:
+        began = time.monotonic()
+        paths = [f"/utf8?n={n}" for n in range(20)]
+        results = await asyncio.gather(*(fetcher.fetch(server + path) for path in paths))
+    for path, result in zip(paths, results, strict=True):
+        assert_ok(result)
+        assert began <= result.sent_at <= arrived[path]
 
 
 # --- non-public addresses -----------------------------------------------------------------
