@@ -304,11 +304,19 @@ class Pool:
             task = booking.task
             if self.stopping:
                 continue  # not started: handed back with its host's slot (_hand_back)
+            # A task whose lane goes on handed its slot to the next task when its request
+            # ended: its end frees no slot and no room (a lane counts once), so it does not
+            # wake the feeder, whose claim would find nothing (half the claims of a
+            # single-host crawl did). Any other end may let a claim find work.
+            lane_goes_on = task.frontier_id in self.lanes
             self.started.add(task.frontier_id)
+            untried = False
             try:
-                if await self.runner.run(task, booking) and self.budget is not None:
-                    self.budget += 1  # untried: its booking read robots.txt
+                untried = await self.runner.run(task, booking)
+                if untried and self.budget is not None:
+                    self.budget += 1  # its booking read robots.txt
             finally:
                 self.in_flight.discard(task.frontier_id)
                 self.started.discard(task.frontier_id)
-                self.progress.set()
+                if untried or not lane_goes_on or self.stopping or not self.in_flight:
+                    self.progress.set()

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
+from crawler import pool as pool_module
 from crawler.config import Settings
 from crawler.config_sources import load_settings
 from crawler.records import Booking, CrawlTask, FetchResult, HostDone, PageRecord
@@ -161,3 +164,28 @@ async def test_a_lane_holds_one_booking_of_the_pools_room_and_claims_keep_to_the
     finally:
         run.cancel()
     assert frontier.asked[:2] == [(4, 45), (4, 5)]
+
+
+class CountingClaims(LaneFrontier):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.claims = 0
+
+    async def claim(self, n: int, *, tasks: int | None = None) -> list[Booking]:
+        self.claims += 1
+        return await super().claim(n, tasks=tasks)
+
+
+async def test_a_task_whose_lane_goes_on_does_not_wake_the_feeder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its slot went on to the next task of its lane: a claim then would find nothing. The
+    feeder claims for the lane, when its slot comes back, and when the last page is
+    written (then the run ends); no timed claim comes between."""
+    monkeypatch.setattr(pool_module, "IDLE_CLAIM", 30.0)
+    frontier, fetcher, writes = CountingClaims(8), CountingFetcher(), asyncio.Event()
+    writes.set()
+    run = make_pool(settings(), frontier, fetcher, HeldSink(frontier, writes)).run()
+    assert await asyncio.wait_for(run, 10) == "finished"
+    assert len(fetcher.fetched) == 8
+    assert frontier.claims <= 3
