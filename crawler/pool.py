@@ -1,18 +1,21 @@
 """The worker pool: it claims bookings, starts each at its time, drains, and renews leases.
 
-A feeder claims `Booking`s from the host-aware `Frontier` (crawler.db.host_frontier): tasks of
-hosts that may be fetched now or within a moment, each with its host's slot and start booked
-for it. A booking due now goes to the workers' queue; one due later goes there at its start
-(a timer), so no worker sits on a host that is busy; a lane (several tasks of a host with no
-delay booked in one slot) goes on to its next task when the request before it ends, with no
-claim between. N workers take tasks from the queue and hand each to the `TaskRunner`
+A feeder claims `Booking`s from the host-aware `Frontier` (crawler.db.host_frontier): tasks
+of hosts that may be fetched now or within a moment, each with its host's slot and start
+booked for it. A booking due now goes to the workers' queue; one due later goes there at its
+start (a timer), so no worker sits on a host that is busy; a lane (several tasks of a host
+with no delay booked in one slot) goes on to its next task when the request before it ends,
+with no claim between. N workers take tasks from the queue and hand each to the `TaskRunner`
 (crawler.runner), which decides, fetches in the booking, and stores. What the requests
 taught of their hosts (slots freed, next starts, Retry-After, Crawl-delay) waits in the
-`HostPacer` (crawler.pacer) until the feeder writes it, just before its next claim. The run
-ends when the frontier holds no open row (queued, or leased by any process), when the page
-budget or time budget is spent, on `stop()`, or when the database gives the run up
-(`DatabaseOutage`). Sitemap reading and loop-lag measurement run beside the workers, in
-rooms of their own (crawler.sitemap_feed, crawler.loop_health).
+`HostPacer` (crawler.pacer) until the feeder writes it, just before its next claim. The
+feeder claims when something may have made work claimable: a slot freed, a task's end (its
+page's links queued, room in the pool), sitemap URLs queued; not when a task whose lane goes
+on ends, as its slot went on to the lane's next task. The run ends when the frontier holds
+no open row (queued, or leased by any process), when the page budget or time budget is
+spent, on `stop()`, or when the database gives the run up (`DatabaseOutage`). Sitemap
+reading and loop-lag measurement run beside the workers, in rooms of their own
+(crawler.sitemap_feed, crawler.loop_health).
 
 The pool sees only Protocols (crawler.seams); run.py wires in PostgreSQL and aiohttp.
 """
@@ -306,8 +309,7 @@ class Pool:
                 continue  # not started: handed back with its host's slot (_hand_back)
             # A task whose lane goes on handed its slot to the next task when its request
             # ended: its end frees no slot and no room (a lane counts once), so it does not
-            # wake the feeder, whose claim would find nothing (half the claims of a
-            # single-host crawl did). Any other end may let a claim find work.
+            # wake the feeder, whose claim would find nothing. Any other end may.
             lane_goes_on = task.frontier_id in self.lanes
             self.started.add(task.frontier_id)
             untried = False

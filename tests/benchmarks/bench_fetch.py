@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 
 from crawler.config import Settings
 from crawler.fetch import HttpFetcher
 from crawler.loop_health import tuned_gc
+from tests.benchmarks.bench_crawl import free_port, wait_port
 
 
 def _serve(port: int, size: int) -> None:
@@ -38,23 +37,6 @@ def _serve(port: int, size: int) -> None:
     app = web.Application()
     app.router.add_get("/page", page)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def _wait_for(port: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"the server did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
 
 
 async def _rep(url: str, requests: int, concurrency: int) -> float:
@@ -89,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve is not None:
         _serve(args.serve, args.size)
         return 0
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "tests.benchmarks.bench_fetch", "--serve", str(port)]
     server = subprocess.Popen([*cmd, "--size", str(args.size)])
     try:
-        _wait_for(port)
+        if not wait_port(port, 10.0):
+            raise SystemExit(f"the server did not listen on 127.0.0.1:{port} within 10 s")
         url = f"http://127.0.0.1:{port}/page"
         figures = []
         for rep in range(1, args.reps + 1):
