@@ -2,6 +2,7 @@
 
     python -m tests.benchmarks.bench_crawl --pages 10000 --reps 3 [--concurrency 32]
         [--sizes 10000,50000] [--only both|crawler|ceiling] [--server auto|nginx|aiohttp]
+        [--database-url URL]
 
 Run it from the root of a clone. It generates a site with ``tests/sitegen.py`` in a temporary
 folder, serves it on 127.0.0.1 with a private nginx when ``nginx`` is installed (else with the
@@ -26,8 +27,17 @@ interleaved with it compare. Every process started here is stopped by its pid, a
 the temporary folder is removed unless --keep is given. The exit status is 1 when a run failed or
 a page set differed from the manifest.
 
-Environment variables starting with CRAWLER_ are not passed to the crawler, so it always uses
-its embedded database in a fresh data dir, nor PYTHONDONTWRITEBYTECODE: an installed package
+With ``--database-url URL`` each rep crawls into that running server instead, as a crawl of its
+own (``--name bench-TOKEN-N-REP``; they are deleted at the end), so the command's time from
+start to exit holds no initdb, no server start and no shutdown checkpoint: the framing of a
+crawl "against a running database". The embedded server can be that server (``crawler db
+start --data-dir D`` prints its URL). The server is no descendant of the crawl there, so
+PostgreSQL's CPU is read off the machine's postgres processes (with the backends their
+postmasters reaped) before and after each crawl; an idle second server adds little.
+
+Environment variables starting with CRAWLER_ are not passed to the crawler, so it uses
+its embedded database in a fresh data dir unless --database-url says otherwise, nor
+PYTHONDONTWRITEBYTECODE: an installed package
 has its bytecode compiled, so the children may write theirs (in __pycache__) and the crawler's
 start is timed as a user's is, not with its modules compiled anew every run.
 """
@@ -35,6 +45,7 @@ start is timed as a user's is, not with its modules compiled anew every run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import ctypes
@@ -53,6 +64,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +72,12 @@ from typing import Any
 
 import psutil
 
+from tests.benchmarks.bench_fixed import delete_crawls
 from tests.sitegen import Manifest, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_S = 0.05
+SERVER_SETTLE_S = 0.5
 PR_SET_CHILD_SUBREAPER = 36
 PAGES_SQL = "select url from pages where status = 200 and content_type like 'text/html%'"
 NGINX_CONF = """\
@@ -265,6 +279,19 @@ def steal_between(before: tuple[int, int] | None, after: tuple[int, int] | None)
     if before is None or after is None or after[1] <= before[1]:
         return None
     return 100 * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process of this machine so far, with those of
+    the backends their postmasters have reaped: read before and after a crawl against a
+    running server (``--database-url``), the difference is what the crawl cost the server
+    (and any other server's idle work meanwhile)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if proc.info["name"] in ("postgres", "postmaster") and times is not None:
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def run_measured(
@@ -564,9 +591,13 @@ def compare(found: set[str], expected: frozenset[str]) -> tuple[bool, str]:
     return False, "DIFF: " + "; ".join(parts)
 
 
-def crawler_urls(data_dir: Path, logs: Path, keep: set[int]) -> set[str] | str:
-    """The URLs the crawler stored as 200 text/html, via ``crawler sql``; an error text if not."""
-    cmd = [sys.executable, "-m", "crawler", "sql", "--data-dir", str(data_dir), "--csv", PAGES_SQL]
+def crawler_urls(
+    where: list[str], name: str, logs: Path, keep: set[int], data_dir: Path | None
+) -> set[str] | str:
+    """The URLs the crawl `name` stored as 200 text/html, via ``crawler sql`` with the
+    database options `where`; an error text if not."""
+    sql = PAGES_SQL + f" and crawl_id = (select id from crawls where name = '{name}')"
+    cmd = [sys.executable, "-m", "crawler", "sql", *where, "--csv", sql]
     try:
         with logs.with_suffix(".sql.err").open("wb") as err:
             r = subprocess.run(
@@ -595,11 +626,18 @@ def crawler_urls(data_dir: Path, logs: Path, keep: set[int]) -> set[str] | str:
 def run_crawler(
     site: Site, rep: int, work: Path, args: argparse.Namespace, keep: set[int]
 ) -> RunResult:
-    data_dir = work / f"crawler-{site.pages}-{rep}"
+    data_dir: Path | None = None
+    if args.database_url is None:  # a new embedded server in a new data dir, every rep
+        data_dir = work / f"crawler-{site.pages}-{rep}"
+        where = ["--data-dir", str(data_dir)]
+        name = f"bench-{site.pages}"
+    else:  # a crawl of its own in a running server's database
+        where = ["--database-url", args.database_url]
+        name = f"{args.crawl_prefix}{site.pages}-{rep}"
     cmd = [
         sys.executable, "-m", "crawler", "crawl", site.manifest.start_url,
-        "--name", f"bench-{site.pages}",
-        "--data-dir", str(data_dir),
+        "--name", name,
+        *where,
         "--concurrency", str(args.concurrency),
         "--host-concurrency", str(args.concurrency),
         "--delay", "0",
@@ -607,21 +645,26 @@ def run_crawler(
         *shlex.split(args.crawler_args),
     ]  # fmt: skip
     logs = work / f"crawler-{site.pages}-{rep}.log"
+    server_cpu = postgres_cpu() if data_dir is None else None
     m = run_measured(
         cmd, logs=logs, timeout_s=args.timeout, keep=keep, subreaper=args.subreaper,
         data_dir=data_dir,
     )  # fmt: skip
+    if server_cpu is not None and m.returncode is not None:
+        # The running server is no descendant of the crawl: its CPU is read off its processes.
+        time.sleep(SERVER_SETTLE_S)  # the crawl's backends exit, and are reaped
+        m.cpu_total_s = (m.cpu_tree_s or 0.0) + postgres_cpu() - server_cpu
     report = last_json_object(m.stdout)
     check, check_ok = "not checked", None
     if m.returncode == 0 and not args.no_check:
-        found = crawler_urls(data_dir, logs, keep)
+        found = crawler_urls(where, name, logs, keep, data_dir)
         if isinstance(found, str):
             check, check_ok = found, False
         else:
             check_ok, check = compare(found, site.manifest.robots_html_200_urls)
     elif m.returncode != 0:
         check, check_ok = "failed", False
-    if not args.keep:
+    if data_dir is not None and not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return RunResult("crawler", m, report, check, check_ok)
 
@@ -892,7 +935,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="parent of the temporary folder")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--json-out", type=Path, help="write the medians as JSON here")
+    ap.add_argument(
+        "--database-url",
+        help="crawl into this running server instead (each rep a crawl of its own, deleted at "
+        "the end), not into a new embedded server in a new data dir",
+    )
     args = ap.parse_args(argv)
+    args.crawl_prefix = f"bench-{uuid.uuid4().hex[:8]}-"
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if args.reps < 1 or args.pages < 20 or any(s < 20 for s in sizes):
         ap.error("--reps must be >= 1 and site sizes >= 20")
@@ -937,6 +986,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        if args.database_url is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run(delete_crawls(args.database_url, args.crawl_prefix))
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(out, indent=1, default=str))
     return 1 if failed else 0

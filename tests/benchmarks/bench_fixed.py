@@ -221,7 +221,7 @@ def import_once(code: str, env: dict[str, str], cwd: Path) -> float:
     return ran.ended - ran.started
 
 
-async def _delete_crawls(database_url: str, prefix: str) -> int:
+async def delete_crawls(database_url: str, prefix: str) -> int:
     import asyncpg
 
     conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(Exception):
-            deleted = asyncio.run(_delete_crawls(args.database_url, prefix))
+            deleted = asyncio.run(delete_crawls(args.database_url, prefix))
             print(f"deleted {deleted} crawls {prefix}*", file=sys.stderr)
     report(trees, results)
     print("\nimports, medians of wall time, ms (python -c ...):")
