@@ -11,7 +11,8 @@ of its next request), `delay` (the gap between its request starts) and `min_dela
    at most the batch, locked `FOR UPDATE SKIP LOCKED` (so no two claimers book one host);
 2. up to each host's free slots of its queued URLs (`LATERAL ... LIMIT`), the batch spread
    over the hosts in that order; a host with no gap between its requests (`--delay 0`, no
-   Crawl-delay) up to `lane` URLs a free slot, to be fetched one after the other. The batch
+   Crawl-delay) a lane of URLs a free slot, to be fetched one after the other: its queued
+   URLs over its slots, at least one and at most `lane`. The batch
    counts bookings of slots (`n`: a lane is one), and tasks (`tasks`: a page budget);
 3. the hosts booked in the same statement: a slot taken per URL (per lane), the URLs'
    starts spaced by the host's delay from `next_at`, and `next_at` moved past the last;
@@ -63,7 +64,7 @@ PREPARE = text(
 
 CLAIM_SQL = """
     WITH ready AS (
-        SELECT id, host, next_at, delay, greatest(delay, min_delay) AS gap,
+        SELECT id, host, next_at, delay, greatest(delay, min_delay) AS gap, slots,
                slots - in_flight - coalesce((CAST(:rest_n AS integer[]))[
                    array_position(CAST(:rest_ids AS bigint[]), id)], 0) AS free,
                queued
@@ -84,7 +85,9 @@ CLAIM_SQL = """
         SELECT id, host, next_at, delay, gap, turns,
                greatest(least(room, :tasks - coalesce(sum(room) OVER before_me, 0)), 0) AS take
         FROM (
-            SELECT *, least(turns * CASE WHEN gap = 0 THEN :lane ELSE 1 END, queued) AS room
+            SELECT *, least(turns * CASE WHEN gap = 0
+                                         THEN greatest(least(:lane, queued / slots), 1)
+                                         ELSE 1 END, queued) AS room
             FROM turns
         ) r
         WINDOW before_me AS (ORDER BY next_at, id ROWS BETWEEN UNBOUNDED PRECEDING
@@ -296,7 +299,10 @@ REAP_LIMIT = 1000
 # and the slot goes on to the next task without waiting for the database. A freed slot
 # waits for the feeder's next flush and claim (10-20 ms on a busy machine) before its next
 # request: with lanes of 4 that was about a sixth of a slot's time (README, "Performance").
-LANE = 16
+# A lane is the host's queued tasks over its slots, at most this many (guided
+# self-scheduling): long while the queue is long, short near its end, so the host's slots
+# run out of work together rather than one slot working through a long lane alone.
+LANE = 64
 
 
 class PgHostFrontier:

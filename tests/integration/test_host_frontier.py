@@ -312,12 +312,29 @@ async def test_a_host_with_no_delay_gets_lanes_of_tasks_a_slot(run: Run) -> None
     assert row == (2, 4)
     assert await frontier.claim(10) == []  # both slots taken
     await frontier.finish([HostDone(got[0].host_id, time.monotonic(), 0.0)])
-    (more,) = await frontier.claim(10)  # one slot freed: one lane, of the next three
-    assert len((more, *more.then)) == 3
+    # One slot freed: one lane, its length the host's queued tasks over its slots (4 / 2).
+    (more,) = await frontier.claim(10)
+    assert len((more, *more.then)) == 2
     await frontier.prepare(host_slots=2, first_delay=1.0)  # now with a delay: no lanes
     await run.sql("UPDATE frontier_hosts SET in_flight = 0, next_at = now()")
     spaced = await frontier.claim(10)
-    assert len(spaced) == 1 and not spaced[0].then  # the last queued task
+    assert len(spaced) == 2 and not any(b.then for b in spaced)  # the last queued tasks
+
+
+async def test_lanes_shorten_as_the_hosts_queue_drains(run: Run) -> None:
+    """--delay 0: a lane takes the host's queued tasks over its slots, at most `lane`: long
+    lanes while the queue is long (few claims and finishes), short ones near its end, so the
+    slots run out of work together instead of one working through a long lane alone."""
+    frontier = run.frontier(lane=8, lookahead=0.0)
+    await frontier.prepare(host_slots=2, first_delay=0.0)
+    await run.queue(urls(1, 22))
+    got = await frontier.claim(10)  # 22 over 2 slots: 11 each, at most 8
+    assert sorted(len((b, *b.then)) for b in got) == [8, 8]
+    await frontier.finish([HostDone(got[0].host_id, time.monotonic(), 0.0)])
+    (more,) = await frontier.claim(10)  # 6 left over 2 slots
+    assert len((more, *more.then)) == 3
+    (row,) = await run.sql("SELECT in_flight, queued FROM frontier_hosts")
+    assert row == (2, 3)
 
 
 async def test_a_claim_counts_a_lane_as_one_booking_and_keeps_to_its_task_budget(run: Run) -> None:
