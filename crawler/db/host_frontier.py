@@ -12,8 +12,8 @@ of its next request), `delay` (the gap between its request starts) and `min_dela
 2. up to each host's free slots of its queued URLs (`LATERAL ... LIMIT`), the batch spread
    over the hosts in that order; a host with no gap between its requests (`--delay 0`, no
    Crawl-delay) a lane of URLs a free slot, to be fetched one after the other: its queued
-   URLs over its slots, at least one and at most `lane`. The batch
-   counts bookings of slots (`n`: a lane is one), and tasks (`tasks`: a page budget);
+   URLs over its slots, at least one and at most `lane`. The batch counts bookings of
+   slots (`n`: a lane is one), and tasks (`tasks`: a page budget);
 3. the hosts booked in the same statement: a slot taken per URL (per lane), the URLs'
    starts spaced by the host's delay from `next_at`, and `next_at` moved past the last;
 4. the tasks, each with the seconds to wait before its request may start and its lane.

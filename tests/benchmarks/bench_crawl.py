@@ -35,11 +35,11 @@ start --data-dir D`` prints its URL). The server is no descendant of the crawl t
 PostgreSQL's CPU is read off the machine's postgres processes (with the backends their
 postmasters reaped) before and after each crawl; an idle second server adds little.
 
-Environment variables starting with CRAWLER_ are not passed to the crawler, so it uses
-its embedded database in a fresh data dir unless --database-url says otherwise, nor
-PYTHONDONTWRITEBYTECODE: an installed package
-has its bytecode compiled, so the children may write theirs (in __pycache__) and the crawler's
-start is timed as a user's is, not with its modules compiled anew every run.
+Environment variables starting with CRAWLER_ are not passed to the crawler, so it uses its
+embedded database in a fresh data dir unless --database-url says otherwise, nor
+PYTHONDONTWRITEBYTECODE: an installed package has its bytecode compiled, so the children may
+write theirs (in __pycache__) and the crawler's start is timed as a user's is, not with its
+modules compiled anew every run.
 """
 
 from __future__ import annotations
